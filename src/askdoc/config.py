@@ -1,0 +1,121 @@
+"""One Settings object: defaults < ``askdoc.toml`` < ``ASKDOC_*`` environment < command-line flags."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from askdoc.errors import ConfigError
+
+MODES = ("hybrid", "dense", "lexical")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every setting askdoc reads. Each field can be set in askdoc.toml, as ASKDOC_<NAME>, or by flag."""
+
+    corpus: Path = Path("corpus")
+    """Folder of documents to index (recursively)."""
+    index: Path = Path("index")
+    """Folder holding the index (SQLite database, FAISS file, manifest)."""
+    model: str = ""
+    """Folder of a sentence-transformers model; empty means the packaged all-MiniLM-L6-v2."""
+    max_file_mb: float = 50.0
+    """Files larger than this are skipped with a reason."""
+    file_timeout: float = 30.0
+    """Seconds a single file may take to parse before it is skipped."""
+    chunk_tokens: int = 200
+    """Target size of a passage in word-pieces (never above the model's own limit)."""
+    chunk_overlap: int = 40
+    """Word-pieces of trailing context repeated at the start of the next passage (whole sentences)."""
+    batch_size: int = 32
+    """Passages per embedding batch when indexing."""
+    index_threads: int = 0
+    """torch threads while indexing; 0 means all cores."""
+    top_k: int = 5
+    """Passages retrieved and shown as sources."""
+    mode: str = "hybrid"
+    """Retrieval mode: hybrid, dense or lexical."""
+    answer_sentences: int = 3
+    """Most sentences in an answer."""
+    min_confidence: float = 0.45
+    """Below this confidence the answer is "not found in the documents"."""
+    max_question_chars: int = 1000
+    """Longer questions are cut to this length (with a notice)."""
+    exact_below: int = 200_000
+    """Below this many vectors the FAISS index is exact (flat); above it, HNSW."""
+    extra: Mapping[str, Any] = field(default_factory=dict, compare=False)
+    """Where the settings came from (for `askdoc status`)."""
+
+    def with_overrides(self, **values: Any) -> Settings:
+        """A copy with the given non-None values applied (and validated)."""
+        clean = {k: _coerce(k, v) for k, v in values.items() if v is not None}
+        return _validate(replace(self, **clean))
+
+    @property
+    def db_path(self) -> Path:
+        return self.index / "askdoc.sqlite3"
+
+
+_FIELD_TYPES = {f.name: f.type for f in fields(Settings) if f.name != "extra"}
+
+
+def _coerce(name: str, value: Any) -> Any:
+    kind = _FIELD_TYPES.get(name)
+    if kind is None:
+        raise ConfigError(f"unknown setting {name!r}; known settings: {', '.join(_FIELD_TYPES)}")
+    try:
+        if kind == "Path":
+            return Path(os.path.expanduser(str(value)))
+        if kind == "int":
+            return int(value)
+        if kind == "float":
+            return float(value)
+        return str(value)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"setting {name!r} has an invalid value {value!r}: {exc}") from None
+
+
+def _validate(settings: Settings) -> Settings:
+    if settings.mode not in MODES:
+        raise ConfigError(f"mode must be one of {', '.join(MODES)}, not {settings.mode!r}")
+    for name in ("chunk_tokens", "top_k", "batch_size", "answer_sentences", "max_question_chars"):
+        if getattr(settings, name) < 1:
+            raise ConfigError(f"setting {name!r} must be at least 1")
+    if settings.chunk_overlap < 0 or settings.chunk_overlap >= settings.chunk_tokens:
+        raise ConfigError("chunk_overlap must be between 0 and chunk_tokens - 1")
+    if settings.max_file_mb <= 0 or settings.file_timeout <= 0:
+        raise ConfigError("max_file_mb and file_timeout must be positive")
+    return settings
+
+
+def load_settings(
+    config_file: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+    **flags: Any,
+) -> Settings:
+    """Build Settings from askdoc.toml (``config_file`` or ``$ASKDOC_CONFIG`` or ./askdoc.toml),
+    then ASKDOC_* variables, then the given flags (None values are ignored)."""
+    env = os.environ if environ is None else environ
+    path = config_file or Path(env.get("ASKDOC_CONFIG", "askdoc.toml"))
+    values: dict[str, Any] = {}
+    if path.is_file():
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError, OSError) as exc:
+            raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+        table = data.get("askdoc", data)
+        if not isinstance(table, dict):
+            raise ConfigError(f"{path}: [askdoc] must be a table")
+        values.update(table)
+    for name in _FIELD_TYPES:
+        key = f"ASKDOC_{name.upper()}"
+        if key in env and env[key] != "":
+            values[name] = env[key]
+    values.update({k: v for k, v in flags.items() if v is not None})
+    settings = Settings().with_overrides(**values)
+    return replace(settings, extra={"config_file": str(path) if path.is_file() else ""})

@@ -1,0 +1,47 @@
+"""Errors a user can act on. Only ``cli.py`` and ``tui/`` turn them into exits or messages."""
+
+from __future__ import annotations
+
+
+class AskdocError(Exception):
+    """Base class: every message is one line, written for the person running askdoc."""
+
+
+class ConfigError(AskdocError):
+    """A setting in askdoc.toml, the environment or the command line is invalid."""
+
+
+class CorpusError(AskdocError):
+    """The corpus folder is missing, empty or not a folder."""
+
+
+class NoIndexError(AskdocError):
+    """There is no index yet at the configured location."""
+
+
+class IndexMismatchError(AskdocError):
+    """The index was built with another model, format or chunking settings."""
+
+
+class IndexCorruptError(AskdocError):
+    """A file in the index is damaged (failed checksum or unreadable)."""
+
+
+class IndexBusyError(AskdocError):
+    """Another process is already building this index."""
+
+
+class ModelError(AskdocError):
+    """The embedding model is missing or cannot be loaded."""
+
+
+class ReadError(AskdocError):
+    """One document could not be read; the build skips it and goes on."""
+
+
+class QuestionError(AskdocError):
+    """The question has nothing in it to search for."""
+
+
+class EvalError(AskdocError):
+    """An evaluation file or benchmark folder cannot be used."""
