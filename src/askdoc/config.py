@@ -31,7 +31,7 @@ class Settings:
     chunk_tokens: int = 200
     """Target size of a passage in word-pieces (never above the model's own limit)."""
     chunk_overlap: int = 40
-    """Word-pieces of trailing context repeated at the start of the next passage (whole sentences)."""
+    """Word-pieces of trailing context repeated at the start of the next passage."""
     batch_size: int = 32
     """Passages per embedding batch when indexing."""
     index_threads: int = 0

@@ -1,0 +1,5 @@
+"""``python -m askdoc``."""
+
+from askdoc.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,175 @@
+"""Extractive answers: pick the supporting sentences from the retrieved passages, number the
+sources, attach exact citation spans, and decide when the documents do not answer."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from askdoc.chunking import split_sentences
+from askdoc.text import content_terms, stem, words
+from askdoc.types import Answer, AnswerSentence, Hit, Source, line_at
+
+NOT_FOUND = "Not found in the documents."
+
+
+@dataclass(frozen=True)
+class AnswerParams:
+    """How sentences are scored and when to refuse."""
+
+    max_sentences: int = 3
+    min_confidence: float = 0.45
+    margin: float = 0.08
+    """Extra sentences must score within this of the best one."""
+    lexical_weight: float = 0.3
+    """Weight of the question's rare terms found in a sentence (idf-weighted share)."""
+
+
+@dataclass(frozen=True)
+class Candidate:
+    source: int
+    start: int
+    end: int
+    text: str
+    line: int
+    score: float
+
+
+EmbedFn = Callable[[Sequence[str]], np.ndarray]
+DocFreqFn = Callable[[str], int]
+
+
+def sentence_candidates(hits: Sequence[Hit]) -> list[tuple[int, int, int, str, int]]:
+    """(source number, absolute start, end, text, line) of every sentence of every hit."""
+    out: list[tuple[int, int, int, str, int]] = []
+    for number, hit in enumerate(hits, 1):
+        chunk = hit.chunk
+        for a, b in split_sentences(chunk.text):
+            line = chunk.line_start + chunk.text.count("\n", 0, a)
+            out.append((number, chunk.start + a, chunk.start + b, chunk.text[a:b], line))
+    return out
+
+
+def term_weights(question: str, doc_freq: DocFreqFn, total: int) -> dict[str, float]:
+    """idf of each content term of the question (rare terms weigh most), keyed by stem."""
+    weights: dict[str, float] = {}
+    for term in content_terms(question):
+        df = doc_freq(term)
+        weights[stem(term)] = max(weights.get(stem(term), 0.0), math.log((total + 1) / (df + 0.5)))
+    return weights
+
+
+def lexical_overlap(sentence: str, weights: dict[str, float]) -> float:
+    """Share of the question's idf weight whose terms occur in the sentence."""
+    total = sum(weights.values())
+    if total <= 0:
+        return 0.0
+    present = {stem(w) for w in words(sentence)}
+    return sum(w for t, w in weights.items() if t in present) / total
+
+
+def score_sentences(
+    question_vector: np.ndarray,
+    candidates: list[tuple[int, int, int, str, int]],
+    embed: EmbedFn,
+    weights: dict[str, float],
+    params: AnswerParams,
+) -> list[Candidate]:
+    if not candidates:
+        return []
+    vectors = embed([c[3] for c in candidates])
+    cosines = vectors @ question_vector
+    scored = [
+        Candidate(
+            src,
+            a,
+            b,
+            text,
+            line,
+            float(cos) + params.lexical_weight * lexical_overlap(text, weights),
+        )
+        for (src, a, b, text, line), cos in zip(candidates, cosines, strict=True)
+    ]
+    return sorted(scored, key=lambda c: (-c.score, c.source, c.start))
+
+
+def choose(scored: list[Candidate], params: AnswerParams) -> list[Candidate]:
+    """The best sentence and up to max-1 more within the margin; no repeats; document order."""
+    if not scored:
+        return []
+    best = scored[0].score
+    chosen: list[Candidate] = []
+    seen: set[str] = set()
+    for cand in scored:
+        key = " ".join(cand.text.lower().split())
+        if cand.score < best - params.margin or len(chosen) >= params.max_sentences:
+            break
+        if key in seen:
+            continue
+        seen.add(key)
+        chosen.append(cand)
+    return sorted(chosen, key=lambda c: (c.source, c.start))
+
+
+def make_sources(hits: Sequence[Hit], highlights: dict[int, tuple[int, int]]) -> tuple[Source, ...]:
+    return tuple(
+        Source(
+            number=n,
+            path=hit.chunk.doc_path,
+            text=hit.chunk.text,
+            start=hit.chunk.start,
+            end=hit.chunk.end,
+            line_start=hit.chunk.line_start,
+            line_end=hit.chunk.line_end,
+            page=hit.chunk.page,
+            heading=hit.chunk.heading,
+            score=hit.dense_score if hit.dense_score is not None else hit.score,
+            highlight=highlights.get(n),
+        )
+        for n, hit in enumerate(hits, 1)
+    )
+
+
+def compose(
+    question: str,
+    searched: str,
+    hits: Sequence[Hit],
+    question_vector: np.ndarray,
+    embed: EmbedFn,
+    doc_freq: DocFreqFn,
+    total_passages: int,
+    params: AnswerParams = AnswerParams(),
+) -> Answer:
+    """Build the answer for ``hits``; refuse (found=False) when confidence is below the threshold."""
+    candidates = sentence_candidates(hits)
+    weights = term_weights(searched, doc_freq, total_passages)
+    scored = score_sentences(question_vector, candidates, embed, weights, params)
+    highlights: dict[int, tuple[int, int]] = {}
+    for cand in scored:
+        highlights.setdefault(cand.source, (cand.start, cand.end))
+    confidence = scored[0].score if scored else 0.0
+    sources = make_sources(hits, highlights)
+    if not scored or confidence < params.min_confidence:
+        return Answer(question, searched, False, confidence, (), sources, NOT_FOUND)
+    chosen = choose(scored, params)
+    for cand in chosen:
+        highlights[cand.source] = (cand.start, cand.end)
+    sentences = tuple(
+        AnswerSentence(c.text, c.source, c.start, c.end, c.line, c.score) for c in chosen
+    )
+    return Answer(question, searched, True, confidence, sentences, make_sources(hits, highlights))
+
+
+def verify_citations(answer: Answer, document_text: Callable[[str], str | None]) -> bool:
+    """True when every answer sentence is verbatim at its span of its cited document."""
+    by_number = {s.number: s for s in answer.sources}
+    for sentence in answer.sentences:
+        text = document_text(by_number[sentence.source].path)
+        if text is None or text[sentence.start : sentence.end] != sentence.text:
+            return False
+        if line_at(text, sentence.start) != sentence.line:
+            return False
+    return True

@@ -1,0 +1,259 @@
+"""Pure chunking: Document -> Chunks that fit the embedding model, with exact spans.
+
+Every chunk's text is ``document.text[chunk.start:chunk.end]``. Chunks never cross a heading or a
+page boundary, are made of whole sentences (a sentence longer than the budget is cut at word
+boundaries), and never exceed ``max_tokens`` word-pieces including the heading carried as context.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from askdoc.types import Chunk, Document, Heading, line_at, page_at
+
+TokenCounter = Callable[[Sequence[str]], list[int]]
+"""Counts word-pieces (without special tokens) for each text, in one batch."""
+
+Span = tuple[int, int]
+
+HEADING_TOKEN_CAP = 48
+
+_ABBREVIATIONS = frozenset(
+    "e.g i.e etc vs mr mrs ms dr prof st no fig al approx cf jr sr inc ltd co corp dept est".split()
+)
+_SENTENCE_END = re.compile(r"[.!?\u2026]+[\"'\u201d\u2019)\]]*(?=\s)")
+_BULLET = re.compile(r"\s*(?:[-*+\u2022]\s|\d{1,3}[.)]\s|#{1,6}\s|>)")
+_LINE_END_PUNCT = re.compile(r"[.!?:;\u2026][\"'\u201d\u2019)\]]*\s*$")
+
+
+@dataclass(frozen=True)
+class ChunkSettings:
+    """How big passages are: ``target_tokens`` per passage, never above ``max_tokens``."""
+
+    max_tokens: int = 254
+    target_tokens: int = 200
+    overlap_tokens: int = 40
+
+    @property
+    def budget(self) -> int:
+        return min(self.target_tokens, self.max_tokens)
+
+
+def split_sentences(text: str, start: int = 0, end: int | None = None) -> list[Span]:
+    """Sentence spans (absolute offsets) in ``text[start:end]``, whitespace trimmed.
+
+    A newline ends a sentence when it ends a paragraph, a line that ends in punctuation, a short
+    line (a title), or precedes a list item, heading, quote or indented (code) line; other newlines
+    are wrapped prose and join lines. Every non-blank character lands in exactly one span.
+    """
+    stop = len(text) if end is None else end
+    spans: list[Span] = []
+    for block_start, block_end in _blocks(text, start, stop):
+        spans.extend(_sentences_in_block(text, block_start, block_end))
+    return spans
+
+
+def _blocks(text: str, start: int, stop: int) -> list[Span]:
+    """Runs of lines that belong together (wrapped prose joins; structure breaks)."""
+    blocks: list[Span] = []
+    block_start = start
+    pos = start
+    while pos < stop:
+        newline = text.find("\n", pos, stop)
+        if newline == -1:
+            break
+        line = text[pos:newline]
+        next_end = text.find("\n", newline + 1, stop)
+        next_line = text[newline + 1 : stop if next_end == -1 else next_end]
+        if _breaks_after(line, next_line):
+            blocks.append((block_start, newline))
+            block_start = newline + 1
+        pos = newline + 1
+    blocks.append((block_start, stop))
+    return blocks
+
+
+def _breaks_after(line: str, next_line: str) -> bool:
+    stripped = line.strip()
+    if not stripped or not next_line.strip():
+        return True
+    if len(stripped) < 40 or _LINE_END_PUNCT.search(line):
+        return True
+    if _BULLET.match(next_line) or next_line.startswith(("    ", "\t")):
+        return True
+    return line.startswith(("    ", "\t")) or bool(_BULLET.match(line) and "#" in line[:7])
+
+
+def _sentences_in_block(text: str, start: int, stop: int) -> list[Span]:
+    spans: list[Span] = []
+    begin = start
+    for match in _SENTENCE_END.finditer(text, start, stop):
+        cut = match.end()
+        if _is_abbreviation(text, begin, match.start()) or not _starts_sentence(text, cut, stop):
+            continue
+        spans.extend(_trimmed(text, begin, cut))
+        begin = cut
+    spans.extend(_trimmed(text, begin, stop))
+    return spans
+
+
+def _is_abbreviation(text: str, begin: int, dot: int) -> bool:
+    if text[dot] != ".":
+        return False
+    word_start = dot
+    while word_start > begin and not text[word_start - 1].isspace():
+        word_start -= 1
+    word = text[word_start:dot].lower().strip("(\"'")
+    return word in _ABBREVIATIONS or (len(word) == 1 and word.isalpha()) or "." in word
+
+
+def _starts_sentence(text: str, cut: int, stop: int) -> bool:
+    nxt = cut
+    while nxt < stop and text[nxt].isspace():
+        nxt += 1
+    if nxt >= stop:
+        return True
+    char = text[nxt]
+    return char.isupper() or char.isdigit() or char in "\"'\u201c\u2018([*-\u2022#"
+
+
+def _trimmed(text: str, begin: int, stop: int) -> list[Span]:
+    while begin < stop and text[begin].isspace():
+        begin += 1
+    while stop > begin and text[stop - 1].isspace():
+        stop -= 1
+    return [(begin, stop)] if begin < stop else []
+
+
+def sections(document: Document) -> list[tuple[int, int, str]]:
+    """(start, end, heading path) for each run of text between headings and page breaks."""
+    text = document.text
+    cuts = {0, len(text)}
+    cuts.update(h.offset for h in document.headings if 0 <= h.offset <= len(text))
+    cuts.update(p for p in document.page_starts if 0 <= p <= len(text))
+    ordered = sorted(cuts)
+    result: list[tuple[int, int, str]] = []
+    for start, end in zip(ordered, ordered[1:], strict=False):
+        if text[start:end].strip():
+            result.append((start, end, heading_path(document.headings, start)))
+    return result
+
+
+def heading_path(headings: Sequence[Heading], offset: int) -> str:
+    """ "Top > Sub > Subsub" for the headings in force at ``offset``."""
+    stack: list[Heading] = []
+    for heading in headings:
+        if heading.offset > offset:
+            break
+        while stack and stack[-1].level >= heading.level:
+            stack.pop()
+        stack.append(heading)
+    return " > ".join(h.title for h in stack if h.title)
+
+
+def chunk_document(document: Document, count: TokenCounter, settings: ChunkSettings) -> list[Chunk]:
+    """Split a document into passages; see the module docstring for the guarantees."""
+    chunks: list[Chunk] = []
+    for start, end, heading in sections(document):
+        heading = _fit_heading(heading, count)
+        heading_tokens = count([heading])[0] if heading else 0
+        budget = max(8, min(settings.budget, settings.max_tokens - heading_tokens))
+        spans = _bounded_sentences(document.text, start, end, count, budget)
+        for first, last in _pack(spans, count, document.text, budget, settings.overlap_tokens):
+            chunks.append(_make_chunk(document, len(chunks), first, last, heading))
+    return chunks
+
+
+def _fit_heading(heading: str, count: TokenCounter) -> str:
+    if not heading or count([heading])[0] <= HEADING_TOKEN_CAP:
+        return heading
+    last = heading.split(" > ")[-1]
+    return last if count([last])[0] <= HEADING_TOKEN_CAP else ""
+
+
+def _bounded_sentences(
+    text: str, start: int, end: int, count: TokenCounter, budget: int
+) -> list[tuple[int, int, int]]:
+    """Sentence spans with their token counts; sentences over ``budget`` are cut into pieces."""
+    spans = split_sentences(text, start, end)
+    sizes = count([text[a:b] for a, b in spans]) if spans else []
+    result: list[tuple[int, int, int]] = []
+    for (a, b), size in zip(spans, sizes, strict=True):
+        if size <= budget:
+            result.append((a, b, size))
+        else:
+            result.extend(_cut_long(text, a, b, count, budget))
+    return result
+
+
+def _cut_long(
+    text: str, start: int, end: int, count: TokenCounter, budget: int
+) -> list[tuple[int, int, int]]:
+    """Cut an over-long sentence at word boundaries (or inside a giant word) to fit ``budget``."""
+    words: list[Span] = []
+    for match in re.finditer(r"\S+", text[start:end]):
+        a, b = start + match.start(), start + match.end()
+        step = max(1, budget // 2)
+        words.extend((i, min(i + step, b)) for i in range(a, b, step))
+    sizes = count([text[a:b] for a, b in words])
+    pieces: list[tuple[int, int, int]] = []
+    piece_start, piece_end, piece_size = words[0][0], words[0][0], 0
+    for (a, b), size in zip(words, sizes, strict=True):
+        if piece_size and piece_size + size > budget:
+            pieces.append((piece_start, piece_end, piece_size))
+            piece_start, piece_size = a, 0
+        piece_end, piece_size = b, piece_size + size
+    pieces.append((piece_start, piece_end, piece_size))
+    # Adjacent cut pieces of one word may merge into more tokens than their sum: re-count.
+    exact = count([text[a:b] for a, b, _ in pieces])
+    return [(a, b, n) for (a, b, _), n in zip(pieces, exact, strict=True)]
+
+
+def _pack(
+    spans: list[tuple[int, int, int]],
+    count: TokenCounter,
+    text: str,
+    budget: int,
+    overlap: int,
+) -> list[Span]:
+    """Greedily pack sentences into passages of at most ``budget`` tokens, with overlap."""
+    passages: list[Span] = []
+    first = 0
+    while first < len(spans):
+        last, total = first, spans[first][2]
+        while last + 1 < len(spans) and total + spans[last + 1][2] <= budget:
+            last += 1
+            total += spans[last][2]
+        while last > first and count([text[spans[first][0] : spans[last][1]]])[0] > budget:
+            last -= 1
+        passages.append((spans[first][0], spans[last][1]))
+        if last + 1 >= len(spans):
+            break
+        first = _overlap_start(spans, first, last, overlap)
+    return passages
+
+
+def _overlap_start(spans: list[tuple[int, int, int]], first: int, last: int, overlap: int) -> int:
+    """Where the next passage starts: trailing sentences of this one within ``overlap`` tokens."""
+    start, carried = last + 1, 0
+    while start - 1 > first and carried + spans[start - 1][2] <= overlap:
+        start -= 1
+        carried += spans[start][2]
+    return start
+
+
+def _make_chunk(document: Document, ordinal: int, start: int, end: int, heading: str) -> Chunk:
+    text = document.text
+    return Chunk(
+        doc_path=document.path,
+        ordinal=ordinal,
+        text=text[start:end],
+        start=start,
+        end=end,
+        line_start=line_at(text, start),
+        line_end=line_at(text, max(start, end - 1)),
+        page=page_at(document.page_starts, start),
+        heading=heading,
+    )

@@ -1,0 +1,218 @@
+"""The one engine behind the TUI, ``askdoc ask`` and ``askdoc eval``: load, ask, status, rebuild."""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from askdoc import readers
+from askdoc.answer import AnswerParams, compose
+from askdoc.config import Settings
+from askdoc.embedder import Embedder
+from askdoc.errors import AskdocError, QuestionError
+from askdoc.index_reader import IndexReader
+from askdoc.indexer import BuildReport, Indexer, Progress, chunking_settings, model_manifest
+from askdoc.retrieval import FusionParams, search
+from askdoc.store import DB_NAME, Manifest, connect, list_documents, read_manifest
+from askdoc.text import content_terms, fts_term, words
+from askdoc.types import Answer, Document
+
+_FOLLOW_UP_START = re.compile(
+    r"^\s*(and|but|also|so|then|what about|how about|why|when|where|who|how)\b", re.I
+)
+_PRONOUNS = frozenset("it its that this these those they them their he she his her there".split())
+
+
+def prepare_question(raw: str, limit: int) -> tuple[str, str]:
+    """(clean question, notice). Control characters go; long questions are cut with a notice."""
+    question = " ".join(readers.clean_text(raw).split())
+    notice = ""
+    if len(question) > limit:
+        question = question[:limit]
+        notice = f"question cut to its first {limit} characters"
+    if not content_terms(question):
+        raise QuestionError("please ask a question: there is nothing in it to search for")
+    return question, notice
+
+
+def is_follow_up(question: str) -> bool:
+    """A short question leaning on the previous one ("and when did that happen?")."""
+    tokens = words(question)
+    if len(content_terms(question)) > 4 or len(tokens) > 10:
+        return False
+    return bool(_FOLLOW_UP_START.match(question)) or any(t in _PRONOUNS for t in tokens)
+
+
+@dataclass(frozen=True)
+class Drift:
+    added: tuple[str, ...] = ()
+    changed: tuple[str, ...] = ()
+    removed: tuple[str, ...] = ()
+
+    @property
+    def any(self) -> bool:
+        return bool(self.added or self.changed or self.removed)
+
+
+@dataclass(frozen=True)
+class Status:
+    index: Path
+    corpus: Path
+    manifest: Manifest | None
+    drift: Drift
+    problem: str = ""
+
+
+class Engine:
+    """Loads the model and index once; answers questions; rebuilds the index."""
+
+    def __init__(self, settings: Settings, embedder: Embedder | None = None) -> None:
+        self.settings = settings
+        self._embedder = embedder
+        self._reader: IndexReader | None = None
+        self._lock = threading.RLock()
+        self.fusion = FusionParams()
+        self.answer_params = AnswerParams(
+            max_sentences=settings.answer_sentences, min_confidence=settings.min_confidence
+        )
+
+    @property
+    def embedder(self) -> Embedder:
+        if self._embedder is None:
+            self._embedder = Embedder(self.settings.model)
+        return self._embedder
+
+    @property
+    def ready(self) -> bool:
+        return self._reader is not None and self.embedder.loaded
+
+    def load(self) -> None:
+        """Load the model (slow) and open the index (checks model and chunking match)."""
+        with self._lock:
+            self.embedder.load()
+            self.embedder.set_threads(1)
+            self.open_index()
+
+    def open_index(self) -> IndexReader:
+        with self._lock:
+            if self._reader is None:
+                self._reader = IndexReader(
+                    self.settings.index,
+                    model=model_manifest(self.embedder),
+                    chunking=chunking_settings(self.settings, self.embedder),
+                )
+            return self._reader
+
+    def close(self) -> None:
+        with self._lock:
+            if self._reader is not None:
+                self._reader.close()
+                self._reader = None
+
+    def ask(
+        self,
+        question: str,
+        k: int | None = None,
+        mode: str | None = None,
+        previous: str | None = None,
+    ) -> Answer:
+        """Answer one question; ``previous`` is the last question, for follow-ups."""
+        text, notice = prepare_question(question, self.settings.max_question_chars)
+        searched = f"{previous} {text}" if previous and is_follow_up(text) else text
+        with self._lock:
+            reader = self.open_index()
+            self.embedder.load()
+            timings: dict[str, float] = {}
+            t0 = time.perf_counter()
+            vector = self.embedder.encode_query(searched)
+            timings["embed"] = time.perf_counter() - t0
+            hits = search(
+                reader,
+                vector,
+                searched,
+                k or self.settings.top_k,
+                mode or self.settings.mode,
+                self.fusion,
+                timings,
+            )
+            t1 = time.perf_counter()
+            with reader.snapshot() as manifest:
+                answer = compose(
+                    text,
+                    searched,
+                    hits,
+                    vector,
+                    self._embed_sentences,
+                    lambda term: reader.term_frequency(fts_term(term)),
+                    manifest.chunks,
+                    self.answer_params,
+                )
+            timings["answer"] = time.perf_counter() - t1
+        message = "; ".join(m for m in (answer.message, notice) if m)
+        return replace(answer, message=message, timings=timings)
+
+    def _embed_sentences(self, texts: list[str]) -> np.ndarray:  # type: ignore[override]
+        return self.embedder.encode(list(texts), batch_size=64)
+
+    def document(self, path: str) -> Document | None:
+        with self._lock:
+            reader = self.open_index()
+            with reader.snapshot():
+                return reader.document(path)
+
+    def build(
+        self,
+        full: bool = False,
+        dry_run: bool = False,
+        wait: bool = False,
+        progress: Progress | None = None,
+    ) -> BuildReport:
+        """Update the index; a loaded reader switches to the new generation on its next query."""
+        report = Indexer(self.settings, self.embedder).build(full, dry_run, wait, progress)
+        if self.embedder.loaded:
+            self.embedder.set_threads(1)
+        return report
+
+    def status(self) -> Status:
+        """Index facts and corpus drift, without loading the model (no torch import)."""
+        db = self.settings.index / DB_NAME
+        if not db.is_file():
+            return Status(self.settings.index, self.settings.corpus, None, Drift(), "no index yet")
+        conn = connect(db)
+        try:
+            manifest = read_manifest(conn, db)
+            known = list_documents(conn)
+        finally:
+            conn.close()
+        problem = ""
+        if manifest is None:
+            problem = "the index is empty: run `askdoc index`"
+        try:
+            drift = corpus_drift(self.settings, known)
+        except AskdocError as exc:
+            drift, problem = Drift(), str(exc)
+        return Status(self.settings.index, self.settings.corpus, manifest, drift, problem)
+
+
+def corpus_drift(settings: Settings, known: dict[str, object]) -> Drift:
+    """Files added, changed (size or mtime) or removed since the last build."""
+    entries, _ = readers.scan_corpus(settings.corpus, int(settings.max_file_mb * 1_000_000))
+    now = {e.path: e for e in entries}
+    changed = []
+    for path, entry in now.items():
+        record = known.get(path)
+        if record is not None and (
+            getattr(record, "size", None) != entry.size
+            or getattr(record, "mtime", None) != entry.mtime
+        ):
+            changed.append(path)
+    return Drift(
+        added=tuple(sorted(p for p in now if p not in known)),
+        changed=tuple(sorted(changed)),
+        removed=tuple(sorted(p for p in known if p not in now)),
+    )

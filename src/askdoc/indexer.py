@@ -1,0 +1,478 @@
+"""Incremental index builds: diff the corpus against the store, embed only what changed, publish
+atomically, and report what happened."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sqlite3
+import stat
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from askdoc import readers
+from askdoc.chunking import ChunkSettings, chunk_document
+from askdoc.config import Settings
+from askdoc.embedder import Embedder
+from askdoc.errors import CorpusError, ReadError
+from askdoc.store import (
+    DB_NAME,
+    SCHEMA,
+    DocumentRecord,
+    IndexLock,
+    Manifest,
+    check_compatible,
+    commit_generation,
+    connect,
+    encode_document,
+    list_documents,
+    read_manifest,
+    remove_stale_files,
+    text_hash,
+    transaction,
+)
+from askdoc.types import Chunk, Document
+
+CHUNKER_VERSION = 1
+EMBED_GROUP = 4096
+"""Passages embedded (sorted by length) and committed together; a killed build resumes from here."""
+
+Progress = Callable[[str, int, int], None]
+"""progress(stage, done, total): stage is "read" or "embed"."""
+
+
+@dataclass(frozen=True)
+class BuildReport:
+    """What a build did (or, with dry_run, would do)."""
+
+    added: tuple[str, ...] = ()
+    updated: tuple[str, ...] = ()
+    removed: tuple[str, ...] = ()
+    renamed: tuple[tuple[str, str], ...] = ()
+    unchanged: int = 0
+    skipped: tuple[readers.Skipped, ...] = ()
+    notes: tuple[str, ...] = ()
+    chunks: int = 0
+    embedded: int = 0
+    documents: int = 0
+    seconds: float = 0.0
+    dry_run: bool = False
+    full: bool = False
+    generation: int = 0
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.added or self.updated or self.removed or self.renamed or self.full)
+
+
+@dataclass
+class _Plan:
+    new: list[tuple[readers.FileEntry, str]] = field(default_factory=list)
+    changed: list[tuple[readers.FileEntry, str]] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    renamed: list[tuple[str, str, readers.FileEntry]] = field(default_factory=list)
+    touched: list[readers.FileEntry] = field(default_factory=list)
+    unchanged: int = 0
+    skipped: list[readers.Skipped] = field(default_factory=list)
+
+
+def chunking_settings(settings: Settings, embedder: Embedder) -> dict[str, Any]:
+    """What the manifest records about chunking; another value means a rebuild."""
+    return {
+        "version": CHUNKER_VERSION,
+        "target_tokens": settings.chunk_tokens,
+        "overlap_tokens": settings.chunk_overlap,
+        "max_tokens": embedder.max_tokens,
+    }
+
+
+def model_manifest(embedder: Embedder) -> dict[str, Any]:
+    return json.loads(embedder.fingerprint.to_json())  # type: ignore[no-any-return]
+
+
+def file_sha256(entry: readers.FileEntry, max_bytes: int) -> str:
+    """Content hash of a regular file, read without following links or blocking."""
+    fd = os.open(entry.abspath, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ReadError("not a regular file any more")
+        digest = hashlib.sha256()
+        remaining = max_bytes + 1
+        while remaining > 0:
+            block = os.read(fd, min(1 << 20, remaining))
+            if not block:
+                break
+            digest.update(block)
+            remaining -= len(block)
+        if remaining <= 0:
+            raise ReadError(f"larger than {max_bytes // 1_000_000} MB")
+        return digest.hexdigest()
+    finally:
+        os.close(fd)
+
+
+class Indexer:
+    """Builds and updates the index in ``settings.index`` from ``settings.corpus``."""
+
+    def __init__(self, settings: Settings, embedder: Embedder) -> None:
+        self.settings = settings
+        self.embedder = embedder
+        self.max_bytes = int(settings.max_file_mb * 1_000_000)
+        self.chunk_settings = ChunkSettings(
+            max_tokens=embedder.max_tokens,
+            target_tokens=settings.chunk_tokens,
+            overlap_tokens=settings.chunk_overlap,
+        )
+
+    def build(
+        self,
+        full: bool = False,
+        dry_run: bool = False,
+        wait: bool = False,
+        progress: Progress | None = None,
+    ) -> BuildReport:
+        """Bring the index up to date with the corpus. Holds the index lock throughout."""
+        started = time.perf_counter()
+        entries, skipped = self._scan()
+        lock = IndexLock(self.settings.index, wait=wait)
+        try:
+            conn = connect(self.settings.index / DB_NAME)
+            try:
+                return self._build(conn, entries, skipped, full, dry_run, progress, started)
+            finally:
+                conn.close()
+        finally:
+            lock.release()
+
+    def _scan(self) -> tuple[list[readers.FileEntry], list[readers.Skipped]]:
+        root = self.settings.corpus
+        entries, skipped = readers.scan_corpus(root, self.max_bytes)
+        if not entries and not skipped:
+            raise CorpusError(f"no documents in {root} (supported: .txt .md .html .pdf .docx)")
+        if not entries:
+            raise CorpusError(f"none of the {len(skipped)} files in {root} could be read")
+        return entries, skipped
+
+    def _build(
+        self,
+        conn: sqlite3.Connection,
+        entries: list[readers.FileEntry],
+        skipped: list[readers.Skipped],
+        full: bool,
+        dry_run: bool,
+        progress: Progress | None,
+        started: float,
+    ) -> BuildReport:
+        conn.executescript(f"BEGIN IMMEDIATE;\n{SCHEMA}\nCOMMIT;")
+        model, chunking = (
+            model_manifest(self.embedder),
+            chunking_settings(self.settings, self.embedder),
+        )
+        old = read_manifest(conn, self.settings.index / DB_NAME)
+        notes: list[str] = []
+        if old is not None and not full:
+            try:
+                check_compatible(old, model, chunking, self.settings.index)
+            except Exception as exc:
+                notes.append(f"full rebuild: {exc}".split(": run")[0])
+                full = True
+        known = {} if full else list_documents(conn)
+        plan = self._plan(entries, known, skipped)
+        if dry_run:
+            return self._report(plan, notes, conn, started, dry_run=True, full=full)
+        timings: dict[str, float] = {}
+        t0 = time.perf_counter()
+        staged = self._stage(conn, plan, notes, progress)
+        timings["read"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        embedded = self._embed_missing(conn, progress)
+        timings["embed"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        manifest = self._publish(conn, plan, staged, full, old, model, chunking)
+        timings["publish"] = time.perf_counter() - t0
+        return self._report(
+            plan,
+            notes,
+            conn,
+            started,
+            full=full,
+            embedded=embedded,
+            manifest=manifest,
+            timings=timings,
+        )
+
+    def _plan(
+        self,
+        entries: list[readers.FileEntry],
+        known: dict[str, DocumentRecord],
+        skipped: list[readers.Skipped],
+    ) -> _Plan:
+        plan = _Plan(skipped=list(skipped))
+        seen: set[str] = set()
+        for entry in entries:
+            seen.add(entry.path)
+            record = known.get(entry.path)
+            if record and record.size == entry.size and record.mtime == entry.mtime:
+                plan.unchanged += 1
+                continue
+            try:
+                digest = file_sha256(entry, self.max_bytes)
+            except (OSError, ReadError) as exc:
+                plan.skipped.append(readers.Skipped(entry.path, _reason(exc)))
+                continue
+            if record is None:
+                plan.new.append((entry, digest))
+            elif record.sha256 == digest:
+                plan.unchanged += 1
+                plan.touched.append(entry)
+            else:
+                plan.changed.append((entry, digest))
+        gone = {p: r for p, r in known.items() if p not in seen}
+        by_hash = {r.sha256: p for p, r in gone.items()}
+        for entry, digest in list(plan.new):
+            old_path = by_hash.pop(digest, None)
+            if old_path is not None:
+                plan.new.remove((entry, digest))
+                plan.renamed.append((old_path, entry.path, entry))
+                del gone[old_path]
+        plan.removed = sorted(gone)
+        return plan
+
+    def _stage(
+        self, conn: sqlite3.Connection, plan: _Plan, notes: list[str], progress: Progress | None
+    ) -> set[str]:
+        """Read and chunk new and changed files into the staging table (small commits)."""
+        conn.execute("DELETE FROM staged_documents")
+        todo = plan.new + plan.changed
+        staged: set[str] = set()
+        for done, (entry, digest) in enumerate(todo, 1):
+            try:
+                document = readers.read_document(entry, self.max_bytes)
+                chunks = chunk_document(document, self.embedder.count_tokens, self.chunk_settings)
+            except ReadError as exc:
+                plan.skipped.append(readers.Skipped(entry.path, _reason(exc)))
+                continue
+            except Exception as exc:  # a parser bug must not stop the build
+                reason = f"unexpected {type(exc).__name__}: {_reason(exc)}"
+                plan.skipped.append(readers.Skipped(entry.path, reason))
+                continue
+            notes.extend(f"{entry.path}: {note}" for note in document.notes)
+            _stage_document(conn, entry, digest, document, chunks)
+            staged.add(entry.path)
+            if progress:
+                progress("read", done, len(todo))
+        return staged
+
+    def _embed_missing(self, conn: sqlite3.Connection, progress: Progress | None) -> int:
+        """Embed every staged passage whose vector is not stored yet; commit group by group."""
+        missing = _missing_vectors(conn)
+        total = len(missing)
+        done = 0
+        if progress:
+            progress("embed", 0, total)
+        if not total:
+            return 0
+        self.embedder.set_threads(self.settings.index_threads)
+        for begin in range(0, total, EMBED_GROUP):
+            group = missing[begin : begin + EMBED_GROUP]
+            hashes = [h for h, _ in group]
+            texts = [t for _, t in group]
+
+            def advance(n: int) -> None:
+                nonlocal done
+                done += n
+                if progress:
+                    progress("embed", done, total)
+
+            vectors = self.embedder.encode(texts, self.settings.batch_size, advance)
+            _store_vectors(conn, hashes, vectors)
+        return total
+
+    def _publish(
+        self,
+        conn: sqlite3.Connection,
+        plan: _Plan,
+        staged: set[str],
+        full: bool,
+        old: Manifest | None,
+        model: dict[str, Any],
+        chunking: dict[str, Any],
+    ) -> Manifest | None:
+        nothing = not (staged or plan.removed or plan.renamed or full)
+        if nothing and old is not None:
+            if plan.touched:
+                with transaction(conn):
+                    _touch(conn, plan.touched)
+            return None
+        with transaction(conn):
+            if full:
+                conn.execute("DELETE FROM chunks")
+                conn.execute("DELETE FROM documents")
+            for old_path, new_path, entry in plan.renamed:
+                conn.execute(
+                    "UPDATE documents SET path = ?, size = ?, mtime = ? WHERE path = ?",
+                    (new_path, entry.size, entry.mtime, old_path),
+                )
+            _touch(conn, plan.touched)
+            for path in plan.removed + sorted(staged):
+                _delete_document(conn, path)
+            _promote_staged(conn)
+            conn.execute("DELETE FROM vectors WHERE hash NOT IN (SELECT text_hash FROM chunks)")
+            manifest = commit_generation(
+                conn, self.settings.index, model, chunking, self.settings.exact_below
+            )
+        remove_stale_files(self.settings.index, manifest)
+        return manifest
+
+    def _report(
+        self,
+        plan: _Plan,
+        notes: list[str],
+        conn: sqlite3.Connection,
+        started: float,
+        dry_run: bool = False,
+        full: bool = False,
+        embedded: int = 0,
+        manifest: Manifest | None = None,
+        timings: dict[str, float] | None = None,
+    ) -> BuildReport:
+        current = manifest or read_manifest(conn, self.settings.index / DB_NAME)
+        failed = {s.path for s in plan.skipped}
+        return BuildReport(
+            added=tuple(e.path for e, _ in plan.new if e.path not in failed),
+            updated=tuple(e.path for e, _ in plan.changed if e.path not in failed),
+            removed=tuple(plan.removed),
+            renamed=tuple((a, b) for a, b, _ in plan.renamed),
+            unchanged=plan.unchanged,
+            skipped=tuple(plan.skipped),
+            notes=tuple(notes),
+            chunks=current.chunks if current else 0,
+            documents=current.documents if current else 0,
+            embedded=embedded,
+            seconds=time.perf_counter() - started,
+            dry_run=dry_run,
+            full=full,
+            generation=current.generation if current else 0,
+            timings=timings or {},
+        )
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    return " ".join(text.split())[:200]
+
+
+def _stage_document(
+    conn: sqlite3.Connection,
+    entry: readers.FileEntry,
+    digest: str,
+    document: Document,
+    chunks: list[Chunk],
+) -> None:
+    rows = [
+        [
+            c.ordinal,
+            c.start,
+            c.end,
+            c.line_start,
+            c.line_end,
+            c.page,
+            c.heading,
+            text_hash(c.embed_text()),
+        ]
+        for c in chunks
+    ]
+    fields = encode_document(document)
+    with transaction(conn):
+        conn.execute(
+            "INSERT OR REPLACE INTO staged_documents(path, size, mtime, sha256, kind, text, "
+            "headings, page_starts, notes, chunks) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                entry.path,
+                entry.size,
+                entry.mtime,
+                digest,
+                document.kind,
+                document.text,
+                fields["headings"],
+                fields["page_starts"],
+                fields["notes"],
+                json.dumps(rows),
+            ),
+        )
+
+
+def _staged_passages(conn: sqlite3.Connection) -> Iterator[tuple[str, str]]:
+    """(hash, text to embed) for every staged passage."""
+    for text, raw in conn.execute("SELECT text, chunks FROM staged_documents ORDER BY path"):
+        for _ordinal, start, end, _ls, _le, _page, heading, digest in json.loads(raw):
+            body = text[start:end]
+            yield digest, (f"{heading}\n{body}" if heading else body)
+
+
+def _missing_vectors(conn: sqlite3.Connection) -> list[tuple[str, str]]:
+    """Staged passages without a stored vector, each distinct text once."""
+    wanted: dict[str, str] = {}
+    for digest, text in _staged_passages(conn):
+        wanted.setdefault(digest, text)
+    have: set[str] = set()
+    keys = list(wanted)
+    for begin in range(0, len(keys), 500):
+        part = keys[begin : begin + 500]
+        marks = ",".join("?" * len(part))
+        rows = conn.execute(f"SELECT hash FROM vectors WHERE hash IN ({marks})", part)
+        have.update(r[0] for r in rows)
+    return [(h, t) for h, t in wanted.items() if h not in have]
+
+
+def _store_vectors(conn: sqlite3.Connection, hashes: list[str], vectors: np.ndarray) -> None:
+    data = np.ascontiguousarray(vectors, dtype=np.float32)
+    with transaction(conn):
+        conn.executemany(
+            "INSERT OR IGNORE INTO vectors(hash, vector) VALUES (?, ?)",
+            [(h, data[i].tobytes()) for i, h in enumerate(hashes)],
+        )
+
+
+def _touch(conn: sqlite3.Connection, entries: list[readers.FileEntry]) -> None:
+    conn.executemany(
+        "UPDATE documents SET size = ?, mtime = ? WHERE path = ?",
+        [(e.size, e.mtime, e.path) for e in entries],
+    )
+
+
+def _delete_document(conn: sqlite3.Connection, path: str) -> None:
+    conn.execute(
+        "DELETE FROM chunks WHERE doc_id IN (SELECT id FROM documents WHERE path = ?)", (path,)
+    )
+    conn.execute("DELETE FROM documents WHERE path = ?", (path,))
+
+
+def _promote_staged(conn: sqlite3.Connection) -> None:
+    """Move staged documents and their passages into the live tables."""
+    rows = conn.execute(
+        "SELECT path, size, mtime, sha256, kind, text, headings, page_starts, notes, chunks "
+        "FROM staged_documents ORDER BY path"
+    ).fetchall()
+    for path, size, mtime, digest, kind, text, headings, pages, notes, raw in rows:
+        cursor = conn.execute(
+            "INSERT INTO documents(path, size, mtime, sha256, kind, text, headings, page_starts, "
+            "notes) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (path, size, mtime, digest, kind, text, headings, pages, notes),
+        )
+        doc_id = cursor.lastrowid
+        conn.executemany(
+            'INSERT INTO chunks(doc_id, ordinal, start, "end", line_start, line_end, page, '
+            "heading, text, text_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (doc_id, o, s, e, ls, le, pg, hd, text[s:e], h)
+                for o, s, e, ls, le, pg, hd, h in json.loads(raw)
+            ],
+        )
+    conn.execute("DELETE FROM staged_documents")

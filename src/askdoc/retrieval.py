@@ -1,0 +1,94 @@
+"""Hybrid retrieval: dense (FAISS) and lexical (FTS5 BM25) candidates, fused and de-duplicated."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from askdoc.index_reader import IndexReader
+from askdoc.text import build_fts_query
+from askdoc.types import Hit, StoredChunk
+
+CANDIDATES = 50
+
+
+@dataclass(frozen=True)
+class FusionParams:
+    """Weighted reciprocal rank fusion: score = sum(weight / (k + rank))."""
+
+    k: float = 10.0
+    dense_weight: float = 1.0
+    lexical_weight: float = 0.5
+
+
+def fuse(
+    dense: list[int], lexical: list[int], params: FusionParams = FusionParams()
+) -> list[tuple[int, float]]:
+    """Fuse two ranked id lists (best first) into one ranking; ties keep dense order first."""
+    scores: dict[int, float] = {}
+    for rank, cid in enumerate(dense, 1):
+        scores[cid] = scores.get(cid, 0.0) + params.dense_weight / (params.k + rank)
+    for rank, cid in enumerate(lexical, 1):
+        scores[cid] = scores.get(cid, 0.0) + params.lexical_weight / (params.k + rank)
+    order = {cid: i for i, cid in enumerate(dict.fromkeys(dense + lexical))}
+    return sorted(scores.items(), key=lambda item: (-item[1], order[item[0]]))
+
+
+def overlaps(a: StoredChunk, b: StoredChunk) -> bool:
+    """Same passage twice: overlapping spans of one document, or identical text anywhere."""
+    if a.chunk.text == b.chunk.text:
+        return True
+    same_doc = a.doc_id == b.doc_id
+    return same_doc and a.chunk.start < b.chunk.end and b.chunk.start < a.chunk.end
+
+
+def search(
+    reader: IndexReader,
+    query_vector: np.ndarray | None,
+    query_text: str,
+    k: int,
+    mode: str = "hybrid",
+    params: FusionParams = FusionParams(),
+    timings: dict[str, float] | None = None,
+) -> list[Hit]:
+    """The ``k`` best distinct passages for a query, within one consistent index snapshot."""
+    timings = timings if timings is not None else {}
+    with reader.snapshot():
+        t0 = time.perf_counter()
+        dense: list[tuple[int, float]] = []
+        if mode in ("dense", "hybrid") and query_vector is not None:
+            dense = reader.dense(query_vector, CANDIDATES)
+        t1 = time.perf_counter()
+        lexical: list[tuple[int, float]] = []
+        if mode in ("lexical", "hybrid"):
+            lexical = reader.lexical(build_fts_query(query_text), CANDIDATES)
+        t2 = time.perf_counter()
+        fused = fuse([c for c, _ in dense], [c for c, _ in lexical], params)
+        dense_rank = {cid: i for i, (cid, _) in enumerate(dense, 1)}
+        dense_score = dict(dense)
+        lexical_rank = {cid: i for i, (cid, _) in enumerate(lexical, 1)}
+        chunks = reader.chunks(cid for cid, _ in fused[: max(k * 4, 20)])
+        t3 = time.perf_counter()
+    timings.update(dense=t1 - t0, lexical=t2 - t1, fusion=t3 - t2)
+    hits: list[Hit] = []
+    kept: list[StoredChunk] = []
+    for cid, score in fused:
+        stored = chunks.get(cid)
+        if stored is None or any(overlaps(stored, other) for other in kept):
+            continue
+        kept.append(stored)
+        hits.append(
+            Hit(
+                chunk_id=cid,
+                chunk=stored.chunk,
+                score=score,
+                dense_rank=dense_rank.get(cid),
+                lexical_rank=lexical_rank.get(cid),
+                dense_score=dense_score.get(cid),
+            )
+        )
+        if len(hits) >= k:
+            break
+    return hits

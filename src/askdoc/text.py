@@ -1,0 +1,55 @@
+"""Small pure text helpers shared by retrieval and answering: words, stopwords, FTS5 queries."""
+
+from __future__ import annotations
+
+import re
+
+STOPWORDS = frozenset(
+    """a about above after again against all am an and any are as at be because been before being
+    below between both but by can could did do does doing down during each few for from further had
+    has have having he her here hers herself him himself his how i if in into is it its itself just
+    me more most my myself no nor not now of off on once only or other our ours ourselves out over
+    own same she should so some such than that the their theirs them themselves then there these
+    they this those through to too under until up very was we were what when where which while who
+    whom why will with would you your yours yourself yourselves also tell know many much say said
+    does did get got let may might must shall us one ones""".split()
+)
+MAX_QUERY_TERMS = 32
+_WORD = re.compile(r"\w+", re.UNICODE)
+
+
+def words(text: str) -> list[str]:
+    """Lower-cased word tokens (letters, digits, underscore runs)."""
+    return [w.lower() for w in _WORD.findall(text)]
+
+
+def content_terms(text: str) -> list[str]:
+    """Distinct non-stopword terms in order of first appearance, at most MAX_QUERY_TERMS."""
+    seen: dict[str, None] = {}
+    for word in words(text):
+        if word in STOPWORDS or (len(word) == 1 and not word.isdigit()):
+            continue
+        seen.setdefault(word, None)
+    return list(seen)[:MAX_QUERY_TERMS]
+
+
+def fts_term(term: str) -> str:
+    """One term as an FTS5 string literal: operators, columns and quotes lose their meaning."""
+    return '"' + term.replace('"', '""') + '"'
+
+
+def build_fts_query(text: str) -> str:
+    """An FTS5 MATCH expression OR-ing the question's content terms; "" when there are none.
+
+    Every term is a quoted string, so no user text (``AND``, ``NEAR(``, ``col:``, ``*``, ``^``,
+    quotes, parentheses) is ever read as FTS5 syntax.
+    """
+    return " OR ".join(fts_term(t) for t in content_terms(text))
+
+
+def stem(word: str) -> str:
+    """A crude suffix-stripping stem, good enough to match "deployed" with "deployment"."""
+    for suffix in ("ments", "ment", "ings", "ing", "ions", "ion", "ies", "ied", "es", "ed", "s"):
+        if len(word) > len(suffix) + 3 and word.endswith(suffix):
+            return word[: -len(suffix)]
+    return word

@@ -1,0 +1,118 @@
+"""Shared fixtures: a deterministic fake embedder, settings on temp folders, the real model."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+from collections.abc import Iterator, Sequence
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from askdoc.config import Settings
+from askdoc.embedder import Embedder, ModelFingerprint, ProgressFn
+from askdoc.engine import Engine
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLE_CORPUS = REPO / "corpus"
+
+
+class FakeEmbedder(Embedder):
+    """Bag-of-words hashing embedder: deterministic, instant, and similar texts get similar
+    vectors. Uses the real model's tokenizer for token counts. Counts every text it encodes."""
+
+    def __init__(self, dimension: int = 384, name: str = "fake-bow") -> None:
+        super().__init__("")
+        self._dim = dimension
+        self._name = name
+        self.encoded: list[str] = []
+        self._loaded = False
+
+    @property
+    def dimension(self) -> int:
+        return self._dim
+
+    @property
+    def fingerprint(self) -> ModelFingerprint:  # type: ignore[override]
+        return ModelFingerprint(self._name, self._dim, 256, True, "0" * 64)
+
+    @property
+    def loaded(self) -> bool:
+        return self._loaded
+
+    def load(self) -> None:
+        self._loaded = True
+
+    def set_threads(self, threads: int) -> None:
+        pass
+
+    def encode(
+        self, texts: Sequence[str], batch_size: int = 32, progress: ProgressFn | None = None
+    ) -> np.ndarray:
+        self._loaded = True
+        self.encoded.extend(texts)
+        out = np.zeros((len(texts), self._dim), dtype=np.float32)
+        for row, text in enumerate(texts):
+            for word in text.lower().split():
+                word = word.strip(".,;:!?\"'()[]")
+                if word:
+                    bucket = int(hashlib.md5(word.encode()).hexdigest()[:8], 16) % self._dim
+                    out[row, bucket] += 1.0
+            norm = np.linalg.norm(out[row])
+            out[row] = out[row] / norm if norm else out[row]
+        if progress is not None:
+            progress(len(texts))
+        return out
+
+
+@pytest.fixture
+def fake_embedder() -> FakeEmbedder:
+    return FakeEmbedder()
+
+
+@pytest.fixture
+def corpus_dir(tmp_path: Path) -> Path:
+    """A copy of the sample corpus in a temp folder."""
+    target = tmp_path / "corpus"
+    shutil.copytree(SAMPLE_CORPUS, target)
+    return target
+
+
+@pytest.fixture
+def settings(tmp_path: Path, corpus_dir: Path) -> Settings:
+    return replace(Settings(), corpus=corpus_dir, index=tmp_path / "index")
+
+
+@pytest.fixture
+def fake_engine(settings: Settings, fake_embedder: FakeEmbedder) -> Iterator[Engine]:
+    engine = Engine(settings, fake_embedder)
+    yield engine
+    engine.close()
+
+
+@pytest.fixture(scope="session")
+def real_embedder() -> Embedder:
+    """The real packaged model, loaded once per test session."""
+    embedder = Embedder()
+    embedder.load()
+    embedder.set_threads(1)
+    return embedder
+
+
+@pytest.fixture(scope="session")
+def sample_engine(tmp_path_factory: pytest.TempPathFactory, real_embedder: Embedder) -> Engine:
+    """An engine over an index of the sample corpus built with the real model (once)."""
+    root = tmp_path_factory.mktemp("sample")
+    corpus = root / "corpus"
+    shutil.copytree(SAMPLE_CORPUS, corpus)
+    engine = Engine(replace(Settings(), corpus=corpus, index=root / "index"), real_embedder)
+    engine.build()
+    engine.load()
+    return engine
