@@ -143,7 +143,7 @@ def compose(
     total_passages: int,
     params: AnswerParams = AnswerParams(),
 ) -> Answer:
-    """Build the answer for ``hits``; refuse (found=False) when confidence is below the threshold."""
+    """Build the answer for ``hits``; refuse (found=False) below the confidence threshold."""
     candidates = sentence_candidates(hits)
     weights = term_weights(searched, doc_freq, total_passages)
     scored = score_sentences(question_vector, candidates, embed, weights, params)

@@ -1,9 +1,8 @@
-"""Command line: parse, call the library, print. AskdocError becomes a one-line message and exit 1."""
+"""Command line: parse, call the library, print. AskdocError becomes one line and exit 1."""
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from collections.abc import Sequence
@@ -28,7 +27,10 @@ def build_parser() -> argparse.ArgumentParser:
     # Subcommands repeat the global options; SUPPRESS keeps a value given before the subcommand.
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
-        "--corpus", metavar="DIR", default=argparse.SUPPRESS, help="documents folder (default: corpus)"
+        "--corpus",
+        metavar="DIR",
+        default=argparse.SUPPRESS,
+        help="documents folder (default: corpus)",
     )
     common.add_argument(
         "--index", metavar="DIR", default=argparse.SUPPRESS, help="index folder (default: index)"

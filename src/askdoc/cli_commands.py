@@ -70,7 +70,11 @@ def report_text(report: BuildReport, settings: Settings) -> Text:
             f"  {report.documents} documents, {report.chunks} passages "
             f"({report.embedded} embedded this run)\n"
         )
-    for label, paths in (("add", report.added), ("update", report.updated), ("remove", report.removed)):
+    for label, paths in (
+        ("add", report.added),
+        ("update", report.updated),
+        ("remove", report.removed),
+    ):
         if report.dry_run:
             for path in paths:
                 out.append(f"  {label}: {display_path(settings.corpus, path)}\n")
@@ -87,7 +91,9 @@ def report_text(report: BuildReport, settings: Settings) -> Text:
 def cmd_index(args: argparse.Namespace, settings: Settings) -> int:
     engine = Engine(settings)
     with build_progress(sys.stderr.isatty()) as progress:
-        report = engine.build(full=args.full, dry_run=args.dry_run, wait=args.wait, progress=progress)
+        report = engine.build(
+            full=args.full, dry_run=args.dry_run, wait=args.wait, progress=progress
+        )
     console().print(report_text(report, settings), end="")
     return 0
 
@@ -122,8 +128,15 @@ def status_text(status: Status) -> Text:
         out.append(f"problem {status.problem}\n", style="bold red")
     drift = status.drift
     if drift.any:
-        out.append("drift   the corpus changed since the last build (run `askdoc index`):\n", style="yellow")
-        for label, paths in (("added", drift.added), ("changed", drift.changed), ("removed", drift.removed)):
+        out.append(
+            "drift   the corpus changed since the last build (run `askdoc index`):\n",
+            style="yellow",
+        )
+        for label, paths in (
+            ("added", drift.added),
+            ("changed", drift.changed),
+            ("removed", drift.removed),
+        ):
             for path in paths:
                 out.append(f"  {label}: {display_path(status.corpus, path)}\n")
     elif manifest is not None and not status.problem:

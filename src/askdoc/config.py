@@ -1,4 +1,4 @@
-"""One Settings object: defaults < ``askdoc.toml`` < ``ASKDOC_*`` environment < command-line flags."""
+"""One Settings object: defaults < ``askdoc.toml`` < ``ASKDOC_*`` environment < flags."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ MODES = ("hybrid", "dense", "lexical")
 
 @dataclass(frozen=True)
 class Settings:
-    """Every setting askdoc reads. Each field can be set in askdoc.toml, as ASKDOC_<NAME>, or by flag."""
+    """Every setting askdoc reads; each can be set in askdoc.toml, as ASKDOC_<NAME>, or by flag."""
 
     corpus: Path = Path("corpus")
     """Folder of documents to index (recursively)."""

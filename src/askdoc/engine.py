@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import threading
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -18,7 +19,14 @@ from askdoc.errors import AskdocError, QuestionError
 from askdoc.index_reader import IndexReader
 from askdoc.indexer import BuildReport, Indexer, Progress, chunking_settings, model_manifest
 from askdoc.retrieval import FusionParams, search
-from askdoc.store import DB_NAME, Manifest, connect, list_documents, read_manifest
+from askdoc.store import (
+    DB_NAME,
+    DocumentRecord,
+    Manifest,
+    connect,
+    list_documents,
+    read_manifest,
+)
 from askdoc.text import content_terms, fts_term, words
 from askdoc.types import Answer, Document
 
@@ -156,7 +164,7 @@ class Engine:
         message = "; ".join(m for m in (answer.message, notice) if m)
         return replace(answer, message=message, timings=timings)
 
-    def _embed_sentences(self, texts: list[str]) -> np.ndarray:  # type: ignore[override]
+    def _embed_sentences(self, texts: Sequence[str]) -> np.ndarray:
         return self.embedder.encode(list(texts), batch_size=64)
 
     def document(self, path: str) -> Document | None:
@@ -199,9 +207,9 @@ class Engine:
         return Status(self.settings.index, self.settings.corpus, manifest, drift, problem)
 
 
-def corpus_drift(settings: Settings, known: dict[str, object]) -> Drift:
+def corpus_drift(settings: Settings, known: Mapping[str, DocumentRecord]) -> Drift:
     """Files added, changed (size or mtime) or removed since the last build."""
-    entries, _ = readers.scan_corpus(settings.corpus, int(settings.max_file_mb * 1_000_000))
+    entries, _ = readers.scan_corpus(settings.corpus, int(settings.max_file_mb * 1_048_576))
     now = {e.path: e for e in entries}
     changed = []
     for path, entry in now.items():

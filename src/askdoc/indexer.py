@@ -93,7 +93,7 @@ def chunking_settings(settings: Settings, embedder: Embedder) -> dict[str, Any]:
 
 
 def model_manifest(embedder: Embedder) -> dict[str, Any]:
-    return json.loads(embedder.fingerprint.to_json())  # type: ignore[no-any-return]
+    return dict(json.loads(embedder.fingerprint.to_json()))
 
 
 def file_sha256(entry: readers.FileEntry, max_bytes: int) -> str:
@@ -111,7 +111,7 @@ def file_sha256(entry: readers.FileEntry, max_bytes: int) -> str:
             digest.update(block)
             remaining -= len(block)
         if remaining <= 0:
-            raise ReadError(f"larger than {max_bytes // 1_000_000} MB")
+            raise ReadError(f"larger than {readers.size_label(max_bytes)}")
         return digest.hexdigest()
     finally:
         os.close(fd)
@@ -123,7 +123,7 @@ class Indexer:
     def __init__(self, settings: Settings, embedder: Embedder) -> None:
         self.settings = settings
         self.embedder = embedder
-        self.max_bytes = int(settings.max_file_mb * 1_000_000)
+        self.max_bytes = int(settings.max_file_mb * 1_048_576)
         self.chunk_settings = ChunkSettings(
             max_tokens=embedder.max_tokens,
             target_tokens=settings.chunk_tokens,
@@ -188,10 +188,10 @@ class Indexer:
             return self._report(plan, notes, conn, started, dry_run=True, full=full)
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
-        staged = self._stage(conn, plan, notes, progress)
+        staged = self._stage(conn, plan, notes, progress, _vector_salt(model))
         timings["read"] = time.perf_counter() - t0
         t0 = time.perf_counter()
-        embedded = self._embed_missing(conn, progress)
+        embedded = self._embed_missing(conn, progress, refresh=full)
         timings["embed"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         manifest = self._publish(conn, plan, staged, full, old, model, chunking)
@@ -245,7 +245,12 @@ class Indexer:
         return plan
 
     def _stage(
-        self, conn: sqlite3.Connection, plan: _Plan, notes: list[str], progress: Progress | None
+        self,
+        conn: sqlite3.Connection,
+        plan: _Plan,
+        notes: list[str],
+        progress: Progress | None,
+        salt: str,
     ) -> set[str]:
         """Read and chunk new and changed files into the staging table (small commits)."""
         conn.execute("DELETE FROM staged_documents")
@@ -263,15 +268,18 @@ class Indexer:
                 plan.skipped.append(readers.Skipped(entry.path, reason))
                 continue
             notes.extend(f"{entry.path}: {note}" for note in document.notes)
-            _stage_document(conn, entry, digest, document, chunks)
+            _stage_document(conn, entry, digest, document, chunks, salt)
             staged.add(entry.path)
             if progress:
                 progress("read", done, len(todo))
         return staged
 
-    def _embed_missing(self, conn: sqlite3.Connection, progress: Progress | None) -> int:
-        """Embed every staged passage whose vector is not stored yet; commit group by group."""
-        missing = _missing_vectors(conn)
+    def _embed_missing(
+        self, conn: sqlite3.Connection, progress: Progress | None, refresh: bool = False
+    ) -> int:
+        """Embed every staged passage whose vector is not stored yet (all of them when
+        ``refresh``); commit group by group so a killed build resumes where it stopped."""
+        missing = _missing_vectors(conn, refresh)
         total = len(missing)
         done = 0
         if progress:
@@ -368,12 +376,18 @@ def _reason(exc: BaseException) -> str:
     return " ".join(text.split())[:200]
 
 
+def _vector_salt(model: dict[str, Any]) -> str:
+    """Vectors are keyed by model and text: another model never reuses a cached vector."""
+    return f"{model.get('weights_sha256')}:{model.get('dimension')}\n"
+
+
 def _stage_document(
     conn: sqlite3.Connection,
     entry: readers.FileEntry,
     digest: str,
     document: Document,
     chunks: list[Chunk],
+    salt: str,
 ) -> None:
     rows = [
         [
@@ -384,7 +398,7 @@ def _stage_document(
             c.line_end,
             c.page,
             c.heading,
-            text_hash(c.embed_text()),
+            text_hash(salt + c.embed_text()),
         ]
         for c in chunks
     ]
@@ -416,11 +430,13 @@ def _staged_passages(conn: sqlite3.Connection) -> Iterator[tuple[str, str]]:
             yield digest, (f"{heading}\n{body}" if heading else body)
 
 
-def _missing_vectors(conn: sqlite3.Connection) -> list[tuple[str, str]]:
+def _missing_vectors(conn: sqlite3.Connection, refresh: bool) -> list[tuple[str, str]]:
     """Staged passages without a stored vector, each distinct text once."""
     wanted: dict[str, str] = {}
     for digest, text in _staged_passages(conn):
         wanted.setdefault(digest, text)
+    if refresh:
+        return list(wanted.items())
     have: set[str] = set()
     keys = list(wanted)
     for begin in range(0, len(keys), 500):
@@ -435,7 +451,7 @@ def _store_vectors(conn: sqlite3.Connection, hashes: list[str], vectors: np.ndar
     data = np.ascontiguousarray(vectors, dtype=np.float32)
     with transaction(conn):
         conn.executemany(
-            "INSERT OR IGNORE INTO vectors(hash, vector) VALUES (?, ?)",
+            "INSERT OR REPLACE INTO vectors(hash, vector) VALUES (?, ?)",
             [(h, data[i].tobytes()) for i, h in enumerate(hashes)],
         )
 

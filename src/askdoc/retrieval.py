@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -12,6 +12,8 @@ from askdoc.text import build_fts_query
 from askdoc.types import Hit, StoredChunk
 
 CANDIDATES = 50
+MERGED_MAX_CHARS = 4000
+"""Overlapping passages merge into one source only while it stays this short."""
 
 
 @dataclass(frozen=True)
@@ -37,11 +39,20 @@ def fuse(
 
 
 def overlaps(a: StoredChunk, b: StoredChunk) -> bool:
-    """Same passage twice: overlapping spans of one document, or identical text anywhere."""
-    if a.chunk.text == b.chunk.text:
-        return True
+    """Overlapping spans of one document (e.g. neighbouring chunks sharing a sentence)."""
     same_doc = a.doc_id == b.doc_id
     return same_doc and a.chunk.start < b.chunk.end and b.chunk.start < a.chunk.end
+
+
+def merge(a: StoredChunk, b: StoredChunk) -> StoredChunk:
+    """One passage covering both overlapping passages of a document (exact union span)."""
+    first, second = (a, b) if a.chunk.start <= b.chunk.start else (b, a)
+    x, y = first.chunk, second.chunk
+    if y.end <= x.end:
+        return first
+    text = x.text[: y.start - x.start] + y.text
+    chunk = replace(x, text=text, end=y.end, line_end=max(x.line_end, y.line_end))
+    return replace(first, chunk=chunk)
 
 
 def search(
@@ -74,9 +85,20 @@ def search(
     timings.update(dense=t1 - t0, lexical=t2 - t1, fusion=t3 - t2)
     hits: list[Hit] = []
     kept: list[StoredChunk] = []
+    texts: set[str] = set()
     for cid, score in fused:
         stored = chunks.get(cid)
-        if stored is None or any(overlaps(stored, other) for other in kept):
+        if stored is None or stored.chunk.text in texts:
+            continue  # identical text in another file: one source is enough
+        texts.add(stored.chunk.text)
+        twin = next((i for i, other in enumerate(kept) if overlaps(stored, other)), None)
+        if twin is not None:  # overlapping passages of one document collapse into one source
+            merged = merge(kept[twin], stored)
+            if len(merged.chunk.text) <= MERGED_MAX_CHARS:
+                kept[twin] = merged
+                hits[twin] = replace(hits[twin], chunk=merged.chunk)
+            continue
+        if len(hits) >= k:
             continue
         kept.append(stored)
         hits.append(
@@ -89,6 +111,4 @@ def search(
                 dense_score=dense_score.get(cid),
             )
         )
-        if len(hits) >= k:
-            break
     return hits

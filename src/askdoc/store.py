@@ -193,8 +193,9 @@ def build_faiss(
 
     faiss.omp_set_num_threads(1)
     if kind == "hnsw":
-        index = faiss.IndexIDMap2(faiss.IndexHNSWFlat(dim, 32, faiss.METRIC_INNER_PRODUCT))
-        index.index.hnsw.efConstruction = 80
+        hnsw = faiss.IndexHNSWFlat(dim, 32, faiss.METRIC_INNER_PRODUCT)
+        hnsw.hnsw.efConstruction = 80
+        index = faiss.IndexIDMap2(hnsw)
     else:
         index = faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
     ids: list[int] = []

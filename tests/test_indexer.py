@@ -1,0 +1,242 @@
+"""Store and incremental indexing with the fake embedder: only what changed is embedded."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from askdoc import store
+from askdoc.config import Settings
+from askdoc.engine import Engine
+from askdoc.errors import CorpusError, IndexBusyError, IndexMismatchError, NoIndexError
+from askdoc.index_reader import IndexReader
+from askdoc.indexer import chunking_settings, model_manifest
+from askdoc.store import IndexLock
+from askdoc.verify import verify_index
+from tests.conftest import FakeEmbedder
+
+EXTRA = (
+    "Penguins live in the Southern Hemisphere. Emperor penguins breed in the Antarctic winter.\n"
+)
+
+
+def chunk_count(index: Path) -> int:
+    conn = sqlite3.connect(index / store.DB_NAME)
+    try:
+        return int(conn.execute("SELECT count(*) FROM chunks").fetchone()[0])
+    finally:
+        conn.close()
+
+
+def test_first_build_indexes_the_sample(fake_engine: Engine, settings: Settings) -> None:
+    report = fake_engine.build()
+    assert report.added == ("north-korea-russia-alliance.txt",)
+    assert report.chunks == chunk_count(settings.index) > 0
+    assert report.embedded == report.chunks
+    assert verify_index(settings.index) == []
+    status = fake_engine.status()
+    assert status.manifest is not None and not status.drift.any
+
+
+def test_unchanged_rebuild_embeds_nothing(fake_engine: Engine, fake_embedder: FakeEmbedder) -> None:
+    first = fake_engine.build()
+    fake_embedder.encoded.clear()
+    again = fake_engine.build()
+    assert fake_embedder.encoded == []
+    assert again.unchanged == 1 and not again.changed
+    assert again.generation == first.generation
+
+
+def test_add_change_delete_embed_only_that_file(
+    fake_engine: Engine, fake_embedder: FakeEmbedder, settings: Settings
+) -> None:
+    fake_engine.build()
+    before = chunk_count(settings.index)
+    new = settings.corpus / "penguins.txt"
+    new.write_text(EXTRA, encoding="utf-8")
+    fake_embedder.encoded.clear()
+    report = fake_engine.build()
+    assert report.added == ("penguins.txt",)
+    assert fake_embedder.encoded and all("enguin" in t for t in fake_embedder.encoded)
+    assert chunk_count(settings.index) == before + 1
+
+    new.write_text(EXTRA + "Adelie penguins are smaller.\n", encoding="utf-8")
+    fake_embedder.encoded.clear()
+    report = fake_engine.build()
+    assert report.updated == ("penguins.txt",) and report.unchanged == 1
+    assert fake_embedder.encoded and all("enguin" in t for t in fake_embedder.encoded)
+
+    new.unlink()
+    fake_embedder.encoded.clear()
+    report = fake_engine.build()
+    assert report.removed == ("penguins.txt",)
+    assert fake_embedder.encoded == []
+    assert chunk_count(settings.index) == before
+    assert verify_index(settings.index) == []
+
+
+def test_rename_is_detected_without_reembedding(
+    fake_engine: Engine, fake_embedder: FakeEmbedder, settings: Settings
+) -> None:
+    fake_engine.build()
+    old = next(settings.corpus.iterdir())
+    old.rename(settings.corpus / "renamed.txt")
+    fake_embedder.encoded.clear()
+    report = fake_engine.build()
+    assert report.renamed == ((old.name, "renamed.txt"),)
+    assert fake_embedder.encoded == []
+    answer = fake_engine.ask("Who signed the strategic partnership agreement?")
+    assert all(s.path == "renamed.txt" for s in answer.sources)
+
+
+def test_touched_file_is_unchanged(
+    fake_engine: Engine, fake_embedder: FakeEmbedder, settings: Settings
+) -> None:
+    fake_engine.build()
+    path = next(settings.corpus.iterdir())
+    os.utime(path, (1_000_000, 1_000_000))
+    fake_embedder.encoded.clear()
+    report = fake_engine.build()
+    assert report.unchanged == 1 and fake_embedder.encoded == []
+    assert not fake_engine.status().drift.any
+
+
+def test_dry_run_changes_nothing(
+    fake_engine: Engine, fake_embedder: FakeEmbedder, settings: Settings
+) -> None:
+    first = fake_engine.build()
+    (settings.corpus / "penguins.txt").write_text(EXTRA, encoding="utf-8")
+    fake_embedder.encoded.clear()
+    plan = fake_engine.build(dry_run=True)
+    assert plan.dry_run and plan.added == ("penguins.txt",)
+    assert fake_embedder.encoded == []
+    assert fake_engine.status().drift.added == ("penguins.txt",)
+    assert fake_engine.build(dry_run=True).generation == first.generation
+
+
+def test_full_reembeds_everything(fake_engine: Engine, fake_embedder: FakeEmbedder) -> None:
+    first = fake_engine.build()
+    fake_embedder.encoded.clear()
+    report = fake_engine.build(full=True)
+    assert report.full and len(fake_embedder.encoded) == first.chunks
+
+
+def test_second_writer_is_refused(fake_engine: Engine, settings: Settings) -> None:
+    lock = IndexLock(settings.index)
+    try:
+        with pytest.raises(IndexBusyError, match="already building"):
+            fake_engine.build()
+    finally:
+        lock.release()
+    assert fake_engine.build().added
+
+
+def test_missing_and_empty_corpus_are_clear_errors(
+    fake_engine: Engine, settings: Settings, tmp_path: Path
+) -> None:
+    fake_engine.build()
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    for corpus, message in (
+        (tmp_path / "nope", "does not exist|not found|no such"),
+        (empty, "no documents"),
+    ):
+        engine = Engine(replace(settings, corpus=corpus), FakeEmbedder())
+        with pytest.raises(CorpusError, match=message):
+            engine.build()
+    assert chunk_count(settings.index) > 0  # the existing index is untouched
+
+
+def test_no_index_is_a_clear_error(settings: Settings) -> None:
+    with pytest.raises(NoIndexError, match="askdoc index"):
+        Engine(settings, FakeEmbedder()).ask("Who signed the agreement?")
+
+
+def test_index_from_another_model_is_refused(settings: Settings) -> None:
+    Engine(settings, FakeEmbedder(name="model-a")).build()
+    with pytest.raises(IndexMismatchError, match="another embedding model"):
+        Engine(settings, FakeEmbedder(name="model-b")).ask("Who signed the agreement?")
+    other = FakeEmbedder(name="model-b")
+    report = Engine(settings, other).build()  # `askdoc index` rebuilds for the new model
+    assert report.full and other.encoded
+
+
+def test_other_chunk_settings_are_refused(settings: Settings, fake_embedder: FakeEmbedder) -> None:
+    Engine(settings, fake_embedder).build()
+    changed = replace(settings, chunk_tokens=100)
+    with pytest.raises(IndexMismatchError, match="chunking"):
+        IndexReader(
+            changed.index,
+            model_manifest(fake_embedder),
+            chunking_settings(changed, fake_embedder),
+        )
+
+
+def test_bad_file_is_skipped_and_build_goes_on(fake_engine: Engine, settings: Settings) -> None:
+    (settings.corpus / "binary.txt").write_bytes(b"\x00\x01\x02" * 100)
+    (settings.corpus / "good.md").write_text("# Birds\n\n" + EXTRA, encoding="utf-8")
+    report = fake_engine.build()
+    assert [s.path for s in report.skipped] == ["binary.txt"]
+    assert "binary" in report.skipped[0].reason
+    assert "good.md" in report.added
+
+
+def test_failed_publish_keeps_previous_index(
+    fake_engine: Engine, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake_engine.build()
+    question = "Who signed the strategic partnership agreement?"
+    before = fake_engine.ask(question)
+    (settings.corpus / "penguins.txt").write_text(EXTRA, encoding="utf-8")
+    real = store.commit_generation
+
+    def crash(*args, **kwargs):  # type: ignore[no-untyped-def]
+        real(*args, **kwargs)  # FAISS file written, manifest updated, not committed
+        raise RuntimeError("simulated crash before commit")
+
+    monkeypatch.setattr("askdoc.indexer.commit_generation", crash)
+    with pytest.raises(RuntimeError):
+        Engine(settings, FakeEmbedder()).build()
+    monkeypatch.undo()
+    reader_engine = Engine(settings, FakeEmbedder())
+    assert reader_engine.ask(question).sources == before.sources
+    assert "penguins.txt" not in reader_engine.status().manifest.__repr__()
+    report = Engine(settings, FakeEmbedder()).build()
+    assert report.added == ("penguins.txt",)
+    leftovers = [p.name for p in settings.index.iterdir() if ".tmp-" in p.name]
+    assert leftovers == [] and verify_index(settings.index) == []
+
+
+def test_damaged_faiss_file_is_rebuilt_from_vectors(
+    fake_engine: Engine, settings: Settings
+) -> None:
+    fake_engine.build()
+    faiss_file = next(settings.index.glob("vectors-*.faiss"))
+    data = bytearray(faiss_file.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    faiss_file.write_bytes(bytes(data))
+    assert any("checksum" in p for p in verify_index(settings.index))
+    engine = Engine(settings, FakeEmbedder())
+    answer = engine.ask("Who signed the strategic partnership agreement?")
+    assert answer.sources
+    assert verify_index(settings.index) == []
+
+
+def test_citations_are_verbatim(fake_engine: Engine) -> None:
+    fake_engine.build()
+    for question in (
+        "When did Putin and Kim sign the agreement?",
+        "How many containers were sent?",
+    ):
+        answer = fake_engine.ask(question)
+        for sentence in answer.sentences:
+            source = answer.sources[sentence.source - 1]
+            doc = fake_engine.document(source.path)
+            assert doc is not None
+            assert doc.text[sentence.start : sentence.end] == sentence.text
+            assert source.start <= sentence.start and sentence.end <= source.end
+            assert doc.line_at(sentence.start) == sentence.line
