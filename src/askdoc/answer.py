@@ -22,10 +22,16 @@ class AnswerParams:
 
     max_sentences: int = 3
     min_confidence: float = 0.45
-    margin: float = 0.08
+    margin: float = 0.12
     """Extra sentences must score within this of the best one."""
     lexical_weight: float = 0.3
     """Weight of the question's rare terms found in a sentence (idf-weighted share)."""
+    passage_weight: float = 0.3
+    """Weight of the passage's own similarity to the question (sentences borrow context)."""
+    embed_limit: int = 12
+    """Sentences embedded per question: the best by rare-term overlap and passage rank."""
+    embed_chars: int = 600
+    """Longer sentences are embedded by their first this-many characters."""
 
 
 @dataclass(frozen=True)
@@ -42,12 +48,24 @@ EmbedFn = Callable[[Sequence[str]], np.ndarray]
 DocFreqFn = Callable[[str], int]
 
 
+def is_statement(text: str) -> bool:
+    """A sentence that can answer: at least four words, not a title or a rule of symbols."""
+    tokens = words(text)
+    if len(tokens) < 4:
+        return False
+    return not (len(tokens) <= 8 and "\n" not in text and text[-1:].isalnum() and text.istitle())
+
+
 def sentence_candidates(hits: Sequence[Hit]) -> list[tuple[int, int, int, str, int]]:
-    """(source number, absolute start, end, text, line) of every sentence of every hit."""
+    """(source number, absolute start, end, text, line) of every sentence of every hit that
+    can answer (titles, headings and symbol rules are left out)."""
     out: list[tuple[int, int, int, str, int]] = []
     for number, hit in enumerate(hits, 1):
         chunk = hit.chunk
+        headings = {h.strip() for h in chunk.heading.split(" > ")}
         for a, b in split_sentences(chunk.text):
+            if chunk.text[a:b].strip() in headings or not is_statement(chunk.text[a:b]):
+                continue
             line = chunk.line_start + chunk.text.count("\n", 0, a)
             out.append((number, chunk.start + a, chunk.start + b, chunk.text[a:b], line))
     return out
@@ -77,22 +95,22 @@ def score_sentences(
     embed: EmbedFn,
     weights: dict[str, float],
     params: AnswerParams,
+    passage_scores: Sequence[float] = (),
 ) -> list[Candidate]:
     if not candidates:
         return []
-    vectors = embed([c[3] for c in candidates])
+    overlap = [lexical_overlap(c[3], weights) for c in candidates]
+    prior = [o + 0.2 / c[0] for o, c in zip(overlap, candidates, strict=True)]
+    order = sorted(range(len(candidates)), key=lambda i: -prior[i])[: params.embed_limit]
+    vectors = embed([candidates[i][3][: params.embed_chars] for i in order])
     cosines = vectors @ question_vector
-    scored = [
-        Candidate(
-            src,
-            a,
-            b,
-            text,
-            line,
-            float(cos) + params.lexical_weight * lexical_overlap(text, weights),
-        )
-        for (src, a, b, text, line), cos in zip(candidates, cosines, strict=True)
-    ]
+    scored = []
+    for i, cos in zip(order, cosines, strict=True):
+        src, a, b, text, line = candidates[i]
+        score = float(cos) + params.lexical_weight * overlap[i]
+        if passage_scores:
+            score += params.passage_weight * passage_scores[src - 1]
+        scored.append(Candidate(src, a, b, text, line, score))
     return sorted(scored, key=lambda c: (-c.score, c.source, c.start))
 
 
@@ -146,7 +164,8 @@ def compose(
     """Build the answer for ``hits``; refuse (found=False) below the confidence threshold."""
     candidates = sentence_candidates(hits)
     weights = term_weights(searched, doc_freq, total_passages)
-    scored = score_sentences(question_vector, candidates, embed, weights, params)
+    passage_scores = [h.dense_score if h.dense_score is not None else 0.0 for h in hits]
+    scored = score_sentences(question_vector, candidates, embed, weights, params, passage_scores)
     highlights: dict[int, tuple[int, int]] = {}
     for cand in scored:
         highlights.setdefault(cand.source, (cand.start, cand.end))
@@ -158,7 +177,10 @@ def compose(
     for cand in chosen:
         highlights[cand.source] = (cand.start, cand.end)
     sentences = tuple(
-        AnswerSentence(c.text, c.source, c.start, c.end, c.line, c.score) for c in chosen
+        AnswerSentence(
+            c.text, c.source, c.start, c.end, c.line, c.score, c.line + c.text.count("\n")
+        )
+        for c in chosen
     )
     return Answer(question, searched, True, confidence, sentences, make_sources(hits, highlights))
 

@@ -25,6 +25,7 @@ _ABBREVIATIONS = frozenset(
 )
 _SENTENCE_END = re.compile(r"[.!?\u2026]+[\"'\u201d\u2019)\]]*(?=\s)")
 _BULLET = re.compile(r"\s*(?:[-*+\u2022]\s|\d{1,3}[.)]\s|#{1,6}\s|>)")
+_TITLE = re.compile(r"(\s*)([^\n]{1,80})\n(?:[ \t]*\n|[=*#~-]{3,}[ \t]*(?:\n|$))")
 _LINE_END_PUNCT = re.compile(r"[.!?:;\u2026][\"'\u201d\u2019)\]]*\s*$")
 
 
@@ -127,17 +128,30 @@ def _trimmed(text: str, begin: int, stop: int) -> list[Span]:
     return [(begin, stop)] if begin < stop else []
 
 
+def title_heading(text: str) -> Heading | None:
+    """A plain-text document's title: a short first line followed by a blank or underline line."""
+    match = _TITLE.match(text)
+    if match is None:
+        return None
+    title = match.group(2).strip()
+    return Heading(match.start(2), 1, title) if title else None
+
+
 def sections(document: Document) -> list[tuple[int, int, str]]:
     """(start, end, heading path) for each run of text between headings and page breaks."""
     text = document.text
     cuts = {0, len(text)}
-    cuts.update(h.offset for h in document.headings if 0 <= h.offset <= len(text))
+    headings = document.headings
+    if not headings and document.kind == "txt":
+        title = title_heading(text)
+        headings = (title,) if title else ()
+    cuts.update(h.offset for h in headings if 0 <= h.offset <= len(text))
     cuts.update(p for p in document.page_starts if 0 <= p <= len(text))
     ordered = sorted(cuts)
     result: list[tuple[int, int, str]] = []
     for start, end in zip(ordered, ordered[1:], strict=False):
         if text[start:end].strip():
-            result.append((start, end, heading_path(document.headings, start)))
+            result.append((start, end, heading_path(headings, start)))
     return result
 
 

@@ -97,14 +97,16 @@ class Engine:
 
     @property
     def ready(self) -> bool:
-        return self._reader is not None and self.embedder.loaded
+        """The index is open and the model loaded (never raises)."""
+        return self._reader is not None and self._embedder is not None and self._embedder.loaded
 
     def load(self) -> None:
-        """Load the model (slow) and open the index (checks model and chunking match)."""
+        """Open the index (fast; checks the model and chunking match), then load the model (slow):
+        a missing or mismatched index is reported before the wait for the model."""
         with self._lock:
+            self.open_index()
             self.embedder.load()
             self.embedder.set_threads(1)
-            self.open_index()
 
     def open_index(self) -> IndexReader:
         with self._lock:

@@ -131,6 +131,12 @@ class AnswerSentence:
     end: int
     line: int
     score: float
+    line_end: int = 0
+    """Last line of the sentence (0 means the same as ``line``)."""
+
+    @property
+    def lines(self) -> tuple[int, int]:
+        return (self.line, self.line_end or self.line)
 
 
 @dataclass(frozen=True)

@@ -1,32 +1,17 @@
-"""The chat UI. Until the Textual app lands, a line-based chat loop on the same engine."""
+"""The chat UI (Textual). Importing this package is light: Textual loads when the app runs."""
 
 from __future__ import annotations
 
-from askdoc.config import Settings
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from askdoc.config import Settings
 
 
 def run_app(settings: Settings) -> int:
-    from rich.console import Console
+    """Open the chat app on ``settings`` and return its exit code."""
+    from askdoc.tui.app import create_app
 
-    from askdoc.engine import Engine
-    from askdoc.errors import AskdocError
-    from askdoc.render import answer_text
-
-    console = Console(highlight=False)
-    engine = Engine(settings)
-    previous: str | None = None
-    console.print("askdoc — ask a question (empty line or Ctrl-D to quit)")
-    while True:
-        try:
-            question = input("? ")
-        except EOFError:
-            return 0
-        if not question.strip():
-            return 0
-        try:
-            answer = engine.ask(question, previous=previous)
-        except AskdocError as exc:
-            console.print(f"askdoc: {exc}", markup=False)
-            continue
-        previous = answer.searched
-        console.print(answer_text(answer, settings.corpus))
+    app = create_app(settings)
+    app.run()
+    return int(app.return_code or 0)

@@ -1,0 +1,72 @@
+"""Messages between the app's background threads, its widgets and the app itself."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from textual.message import Message
+
+if TYPE_CHECKING:
+    from askdoc.engine import Status
+    from askdoc.errors import AskdocError
+    from askdoc.indexer import BuildReport
+    from askdoc.types import Answer, Document, Source
+
+
+@dataclass
+class StatusRead(Message):
+    """``engine.status()`` finished (``status`` is None when it failed with ``error``)."""
+
+    status: Status | None
+    error: str = ""
+
+
+@dataclass
+class LoadFinished(Message):
+    """``engine.load()`` returned (``error`` is None) or raised ``error``."""
+
+    error: AskdocError | None
+
+
+@dataclass
+class Answered(Message):
+    """One queued question was answered (or failed with ``error``)."""
+
+    ticket: int
+    answer: Answer | None
+    error: str = ""
+    seconds: float = 0.0
+
+
+@dataclass
+class BuildProgress(Message):
+    """A build reports progress: stage is "read" or "embed"."""
+
+    stage: str
+    done: int
+    total: int
+
+
+@dataclass
+class BuildFinished(Message):
+    """A build ended with a report, or with ``error``."""
+
+    report: BuildReport | None
+    error: str = ""
+
+
+@dataclass
+class OpenSource(Message):
+    """Show this source in the source viewer."""
+
+    source: Source
+
+
+@dataclass
+class DocumentRead(Message):
+    """The document of ``source`` was read for the viewer (``document`` None: not found)."""
+
+    source: Source
+    document: Document | None
+    error: str = ""
