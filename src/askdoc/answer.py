@@ -4,6 +4,7 @@ sources, attach exact citation spans, and decide when the documents do not answe
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -21,13 +22,15 @@ class AnswerParams:
     """How sentences are scored and when to refuse."""
 
     max_sentences: int = 3
-    min_confidence: float = 0.45
+    min_confidence: float = 0.5
     margin: float = 0.12
     """Extra sentences must score within this of the best one."""
     lexical_weight: float = 0.3
     """Weight of the question's rare terms found in a sentence (idf-weighted share)."""
     passage_weight: float = 0.3
     """Weight of the passage's own similarity to the question (sentences borrow context)."""
+    type_weight: float = 0.1
+    """Bonus for a sentence holding what a why/when/how-many question asks for."""
     embed_limit: int = 12
     """Sentences embedded per question: the best by rare-term overlap and passage rank."""
     embed_chars: int = 600
@@ -56,18 +59,62 @@ def is_statement(text: str) -> bool:
     return not (len(tokens) <= 8 and "\n" not in text and text[-1:].isalnum() and text.istitle())
 
 
-def sentence_candidates(hits: Sequence[Hit]) -> list[tuple[int, int, int, str, int]]:
-    """(source number, absolute start, end, text, line) of every sentence of every hit that
-    can answer (titles, headings and symbol rules are left out)."""
-    out: list[tuple[int, int, int, str, int]] = []
+_PRONOUN_START = re.compile(
+    r"^(it|its|they|their|them|he|his|she|her|this|these|those|that)\b", re.I
+)
+
+_MONTHS = "january|february|march|april|may|june|july|august|september|october|november|december"
+_NUMBER = r"\d|\b(one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|"
+_NUMBER += r"forty|fifty|hundred|thousand|million|billion|dozen|several|few)\b"
+ANSWER_TYPES: tuple[tuple[re.Pattern[str], re.Pattern[str]], ...] = (
+    (
+        re.compile(r"^\s*why\b|\bwhat (caused|was the reason)\b", re.I),
+        re.compile(r"\b(because|caused|due to|since|reason|so that|as a result|owing to)\b", re.I),
+    ),
+    (
+        re.compile(r"^\s*when\b|\b(what|which) (date|day|year|month|time)\b", re.I),
+        re.compile(
+            rf"\b({_MONTHS}|\d{{4}}|\d{{1,2}}:\d\d|monday|tuesday|wednesday|thursday|"
+            r"friday|saturday|sunday|morning|evening|century|decade)\b",
+            re.I,
+        ),
+    ),
+    (
+        re.compile(r"\bhow (many|much|long|far|old|big|large|often)\b", re.I),
+        re.compile(_NUMBER, re.I),
+    ),
+)
+
+
+def answer_type_bonus(question: str, sentence: str) -> float:
+    """1.0 when the question asks why/when/how many and the sentence has a cause/date/number."""
+    for asks, holds in ANSWER_TYPES:
+        if asks.search(question):
+            return 1.0 if holds.search(sentence) else 0.0
+    return 0.0
+
+
+SentenceCandidate = tuple[int, int, int, str, int, str]
+"""(source number, absolute start, end, text, line, text to embed)."""
+
+
+def sentence_candidates(hits: Sequence[Hit]) -> list[SentenceCandidate]:
+    """Every sentence of every hit that can answer (titles, headings and symbol rules are left
+    out). A sentence opening with a pronoun ("It was signed in Vienna") is embedded together with
+    the sentence before it, which names what the pronoun stands for."""
+    out: list[SentenceCandidate] = []
     for number, hit in enumerate(hits, 1):
         chunk = hit.chunk
         headings = {h.strip() for h in chunk.heading.split(" > ")}
+        previous = ""
         for a, b in split_sentences(chunk.text):
-            if chunk.text[a:b].strip() in headings or not is_statement(chunk.text[a:b]):
+            text = chunk.text[a:b]
+            context = f"{previous} {text}" if previous and _PRONOUN_START.match(text) else text
+            previous = text
+            if text.strip() in headings or not is_statement(text):
                 continue
             line = chunk.line_start + chunk.text.count("\n", 0, a)
-            out.append((number, chunk.start + a, chunk.start + b, chunk.text[a:b], line))
+            out.append((number, chunk.start + a, chunk.start + b, text, line, context))
     return out
 
 
@@ -91,25 +138,27 @@ def lexical_overlap(sentence: str, weights: dict[str, float]) -> float:
 
 def score_sentences(
     question_vector: np.ndarray,
-    candidates: list[tuple[int, int, int, str, int]],
+    candidates: list[SentenceCandidate],
     embed: EmbedFn,
     weights: dict[str, float],
     params: AnswerParams,
     passage_scores: Sequence[float] = (),
+    question: str = "",
 ) -> list[Candidate]:
     if not candidates:
         return []
     overlap = [lexical_overlap(c[3], weights) for c in candidates]
     prior = [o + 0.2 / c[0] for o, c in zip(overlap, candidates, strict=True)]
     order = sorted(range(len(candidates)), key=lambda i: -prior[i])[: params.embed_limit]
-    vectors = embed([candidates[i][3][: params.embed_chars] for i in order])
+    vectors = embed([candidates[i][5][: params.embed_chars] for i in order])
     cosines = vectors @ question_vector
     scored = []
     for i, cos in zip(order, cosines, strict=True):
-        src, a, b, text, line = candidates[i]
+        src, a, b, text, line, _context = candidates[i]
         score = float(cos) + params.lexical_weight * overlap[i]
         if passage_scores:
             score += params.passage_weight * passage_scores[src - 1]
+        score += params.type_weight * answer_type_bonus(question, text)
         scored.append(Candidate(src, a, b, text, line, score))
     return sorted(scored, key=lambda c: (-c.score, c.source, c.start))
 
@@ -165,7 +214,9 @@ def compose(
     candidates = sentence_candidates(hits)
     weights = term_weights(searched, doc_freq, total_passages)
     passage_scores = [h.dense_score if h.dense_score is not None else 0.0 for h in hits]
-    scored = score_sentences(question_vector, candidates, embed, weights, params, passage_scores)
+    scored = score_sentences(
+        question_vector, candidates, embed, weights, params, passage_scores, question
+    )
     highlights: dict[int, tuple[int, int]] = {}
     for cand in scored:
         highlights.setdefault(cand.source, (cand.start, cand.end))
