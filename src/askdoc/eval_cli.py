@@ -1,17 +1,213 @@
-"""``askdoc eval`` command wiring (argument parser and entry point)."""
+"""``askdoc eval``: parse the options, prepare the index, run the evaluation, print and write
+the reports, and turn missed thresholds into exit code 1."""
 
 from __future__ import annotations
 
 import argparse
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
-from askdoc.config import Settings
+from rich.console import Console
+from rich.text import Text
+
+from askdoc.config import MODES, Settings
+from askdoc.engine import Engine
 from askdoc.errors import EvalError
+
+DEFAULT_CACHE = Path(".cache/askdoc-eval")
+EXAMPLES = """examples:
+  askdoc eval eval/sample.jsonl                       the configured index (askdoc index first)
+  askdoc eval eval/pydoc.jsonl --corpus eval/pydoc-corpus
+                                                      another folder, indexed into --cache
+  askdoc eval qa.yaml --modes dense,lexical,hybrid    compare retrieval modes in one run
+  askdoc eval qa.jsonl --json new.json --compare old.json --min hit@5=0.9
+  askdoc eval --beir scifact                          a BEIR folder (corpus, queries, qrels)
+
+thresholds take the metric names of the summary (hit@1, mrr@10, ndcg@10, answer_contains,
+citation_accuracy, refusal_recall, latency_p95_ms, ...); a missed one makes the exit code 1.
+See docs/evaluation.md."""
+
+make_engine: Callable[[Settings], Engine] = Engine
+"""How the command gets its engine (tests put a fake embedder in here)."""
 
 
 def add_eval_parser(sub: Any, common: argparse.ArgumentParser) -> None:
-    sub.add_parser("eval", parents=[common], help="run a Q&A evaluation")
+    p = sub.add_parser(
+        "eval",
+        parents=[common],
+        help="measure answers against a Q&A file or a BEIR benchmark",
+        description="Run a Q&A file (JSONL or YAML) or a BEIR folder through askdoc and report "
+        "retrieval, answer, citation, refusal and latency metrics. By default the configured "
+        "index is used as it is; with --corpus DIR that folder is indexed (incrementally) into "
+        "the --cache folder, keyed by its absolute path.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("file", nargs="?", type=Path, help="Q&A file (.jsonl, .yaml, .json)")
+    p.add_argument("--beir", metavar="DIR", type=Path, help="run a BEIR benchmark folder instead")
+    p.add_argument("--split", default="test", help="BEIR qrels split (default: test)")
+    p.add_argument(
+        "--mode",
+        dest="eval_modes",
+        action="append",
+        choices=MODES,
+        help="retrieval mode; repeat to compare modes (default: the configured mode)",
+    )
+    p.add_argument("--modes", metavar="LIST", help="comma-separated modes: dense,lexical,hybrid")
+    p.add_argument(
+        "-k",
+        "--k",
+        dest="k",
+        type=int,
+        metavar="N",
+        help="passages judged by recall@N and passage_contains (default: top_k, 5); "
+        "at least 10 are always retrieved",
+    )
+    p.add_argument("--json", dest="json_out", metavar="FILE", type=Path, help="write JSON")
+    p.add_argument("--markdown", metavar="FILE", type=Path, help="write Markdown")
+    p.add_argument("--compare", metavar="OLD.json", type=Path, help="show changes since a report")
+    for kind, word in (("min", "at least"), ("max", "at most")):
+        p.add_argument(
+            f"--{kind}",
+            dest=f"{kind}_thresholds",
+            action="append",
+            default=[],
+            metavar="METRIC=VALUE",
+            help=f"exit 1 unless METRIC is {word} VALUE in every mode (repeatable)",
+        )
+    p.add_argument(
+        "--cache",
+        metavar="DIR",
+        type=Path,
+        default=DEFAULT_CACHE,
+        help=f"where --corpus and --beir indexes are kept (default: {DEFAULT_CACHE})",
+    )
+    p.add_argument("--limit", type=int, metavar="N", help="run only the first N questions")
+    p.add_argument("--summary-only", action="store_true", help="no per-question tables")
+
+
+def chosen_modes(args: argparse.Namespace, settings: Settings) -> list[str]:
+    modes = list(args.eval_modes or [])
+    for mode in (args.modes or "").split(","):
+        if mode.strip() and mode.strip() not in MODES:
+            raise EvalError(f"--modes: unknown mode {mode.strip()!r} (known: {', '.join(MODES)})")
+        modes.append(mode.strip())
+    return list(dict.fromkeys(m for m in modes if m)) or [settings.mode]
+
+
+@contextmanager
+def progress_bars(enabled: bool) -> Iterator[Callable[[str, int, int], None] | None]:
+    """Rich progress bars on stderr (only on a terminal), one per stage."""
+    if not enabled:
+        yield None
+        return
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    bar = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    )
+    labels = {"write": "writing documents", "read": "reading documents", "embed": "embedding"}
+    tasks: dict[str, Any] = {}
+
+    def update(stage: str, done: int, total: int) -> None:
+        if stage not in tasks:
+            tasks[stage] = bar.add_task(labels.get(stage, f"asking ({stage})"), total=total)
+        bar.update(tasks[stage], completed=done, total=total)
+
+    with bar:
+        yield update
 
 
 def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
-    raise EvalError("askdoc eval is not available yet")
+    from askdoc import eval_data, eval_report
+    from askdoc.evaluate import evaluate
+
+    modes = chosen_modes(args, settings)
+    k = args.k if args.k is not None else settings.top_k
+    if k < 1 or (args.limit is not None and args.limit < 1):
+        raise EvalError("--k and --limit must be at least 1")
+    thresholds = [
+        eval_report.parse_threshold(text, k, kind)
+        for kind in ("min", "max")
+        for text in getattr(args, f"{kind}_thresholds")
+    ]
+    old = eval_report.load_summaries(args.compare) if args.compare else None
+    err = Console(stderr=True, highlight=False, soft_wrap=True)
+    tty = sys.stderr.isatty()
+    build = True
+    if args.beir is not None:
+        if args.file is not None:
+            raise EvalError("give either a Q&A file or --beir DIR, not both")
+        dataset, docs = eval_data.load_beir(args.beir, args.split)
+        root = eval_data.beir_cache(args.beir, args.cache)
+        with progress_bars(tty) as progress:
+            doc_ids = eval_data.write_beir_docs(docs, root / "docs", progress)
+        dataset = replace(dataset, doc_ids=doc_ids)
+        settings = replace(settings, corpus=root / "docs", index=root / "index")
+    elif args.file is not None:
+        dataset = eval_data.load_qa(args.file)
+        build = "corpus" in vars(args)
+        if build and "index" not in vars(args):
+            settings = replace(settings, index=eval_data.corpus_cache(args.cache, settings.corpus))
+    else:
+        raise EvalError("give a Q&A file (askdoc eval FILE) or a BEIR folder (--beir DIR)")
+    if args.limit is not None:
+        dataset = replace(dataset, records=dataset.records[: args.limit])
+    for problem in dataset.problems:
+        err.print(Text(f"warning: {problem}", style="yellow"))
+
+    engine = make_engine(settings)
+    try:
+        if build:
+            with progress_bars(tty) as progress:
+                engine.build(progress=progress)
+        elif engine.status().drift.any:
+            err.print(Text("note: the corpus changed since the last `askdoc index`", style="dim"))
+        with progress_bars(tty) as progress:
+            result = evaluate(engine, dataset, modes, k, progress)
+    finally:
+        engine.close()
+    if args.beir is not None:
+        result = replace(result, corpus=str(args.beir))
+    changes = eval_report.compare(old, result) if old is not None else None
+    missed = eval_report.check_thresholds(result, thresholds)
+
+    out = Console(highlight=False)
+    if not args.summary_only:
+        for run in result.runs:
+            out.print(eval_report.question_table(run, f"{result.dataset} · {run.mode}"))
+    out.print(eval_report.summary_table(result, f"{result.dataset} · summary"))
+    if changes:
+        out.print(eval_report.compare_table(changes))
+    if args.json_out is not None:
+        data = eval_report.to_json(result, changes, missed)
+        write(args.json_out, json.dumps(data, ensure_ascii=False, indent=2) + "\n")
+    if args.markdown is not None:
+        write(args.markdown, eval_report.to_markdown(result, changes, missed) + "\n")
+    for message in missed:
+        err.print(Text(f"threshold missed: {message}", style="bold red"))
+    return 1 if missed else 0
+
+
+def write(path: Path, text: str) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise EvalError(f"cannot write {path}: {exc.strerror}") from None
