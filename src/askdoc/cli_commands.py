@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.text import Text
 
 from askdoc.config import Settings
+from askdoc.embedder import device_hint
 from askdoc.engine import Engine, Status
 from askdoc.indexer import BuildReport, Progress
 from askdoc.render import answer_json, answer_text, display_path, safe
@@ -123,6 +124,7 @@ def status_text(status: Status) -> Text:
             f"max {manifest.model.get('max_seq_length')} word-pieces)\n"
         )
         out.append(f"faiss   {manifest.faiss_kind} · generation {manifest.generation}\n")
+        out.append(f"device  {device_hint()}\n")
         out.append(f"built   {built}\n")
     if status.problem:
         out.append(f"problem {status.problem}\n", style="bold red")

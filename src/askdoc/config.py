@@ -34,20 +34,22 @@ class Settings:
     """Word-pieces of trailing context repeated at the start of the next passage."""
     batch_size: int = 32
     """Passages per embedding batch when indexing."""
-    index_threads: int = 0
-    """torch threads while indexing; 0 means all cores."""
+    index_threads: int = 1
+    """torch threads while indexing; 0 means all cores. 1 was fastest on shared 2-core machines
+    (docs/performance.md); use 0 on an idle machine."""
     top_k: int = 5
     """Passages retrieved and shown as sources."""
     mode: str = "hybrid"
     """Retrieval mode: hybrid, dense or lexical."""
     answer_sentences: int = 3
     """Most sentences in an answer."""
-    min_confidence: float = 0.45
+    min_confidence: float = 0.5
     """Below this confidence the answer is "not found in the documents"."""
     max_question_chars: int = 1000
     """Longer questions are cut to this length (with a notice)."""
-    exact_below: int = 200_000
-    """Below this many vectors the FAISS index is exact (flat); above it, HNSW."""
+    exact_below: int = 50_000
+    """Below this many vectors the FAISS index is exact (flat, ~5 ms a query at 50k here); from
+    it on, approximate (IVF-SQ8: recall@10 ~0.97, <1 ms at 100k). See docs/performance.md."""
     extra: Mapping[str, Any] = field(default_factory=dict, compare=False)
     """Where the settings came from (for `askdoc status`)."""
 

@@ -1,7 +1,15 @@
-"""Read side of an index: consistent snapshots, dense and lexical search, chunk lookup."""
+"""Read side of an index: consistent snapshots, dense and lexical search, chunk lookup.
+
+Loading a generation checks, in this order and before the FAISS file is deserialized: the
+database header (connect), the manifest's checksum, compatibility, the passage count, the digest
+of the full-text index, then the FAISS file's sha256. Every passage and document row served is
+checked against its own checksum. Any damage raises IndexCorruptError naming the file; a damaged
+or missing FAISS file is rebuilt from the stored vectors instead (``repair=True``).
+"""
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -10,23 +18,48 @@ from typing import Any
 import numpy as np
 
 from askdoc.errors import IndexCorruptError, NoIndexError
+from askdoc.integrity import (
+    DB_ERRORS,
+    REBUILD,
+    chunk_row_sha256,
+    damaged,
+    database_errors,
+    document_content_sha256,
+    document_row_sha256,
+    fts_digest,
+    translate,
+)
 from askdoc.store import (
-    CHUNK_COLUMNS,
-    FAISS_PREFIX,
-    FAISS_SUFFIX,
     DocumentRecord,
     Manifest,
     check_compatible,
-    chunk_from_row,
     connect,
     decode_document,
-    list_documents,
     load_faiss_file,
     read_manifest,
     repair_faiss,
     require_index,
+    valid_faiss_name,
 )
-from askdoc.types import Document, StoredChunk
+from askdoc.types import Chunk, Document, StoredChunk
+
+_COLUMNS = (
+    'c.id, c.doc_id, c.ordinal, c.start, c."end", c.line_start, c.line_end, c.page, c.heading, '
+    "c.text, c.text_hash, c.row_sha256, d.path, d.size, d.mtime, d.content_sha256, d.row_sha256"
+)
+_FROM = "FROM chunks c JOIN documents d ON d.id = c.doc_id"
+
+
+class _Missing(Exception):
+    """The FAISS file the manifest names is not there (a build may have just replaced it)."""
+
+    def __init__(self, generation: int) -> None:
+        super().__init__(generation)
+        self.generation = generation
+
+
+class _Damaged(Exception):
+    """The FAISS file failed its checksum: rebuild it from the stored vectors."""
 
 
 class IndexReader:
@@ -51,63 +84,104 @@ class IndexReader:
         self.conn = connect(self.db_path)
         self._faiss: Any = None
         self.manifest: Manifest | None = None
-        with self.snapshot():
-            pass
+        try:
+            with self.snapshot():
+                pass
+        except BaseException:
+            self.conn.close()
+            raise
 
     def close(self) -> None:
         self.conn.close()
 
     @contextmanager
     def snapshot(self) -> Iterator[Manifest]:
-        for attempt in range(5):
-            self.conn.execute("BEGIN")
+        missing: int | None = None
+        for _attempt in range(6):
+            with database_errors(self.db_path):
+                self.conn.execute("BEGIN")
             try:
                 manifest = self._current()
-            except FileNotFoundError:
-                self.conn.execute("ROLLBACK")
-                if attempt >= 2 and self._repair:
-                    repair_faiss(self.index_dir)
-                continue  # a writer published twice meanwhile: look again
+            except _Missing as gone:
+                self._end("ROLLBACK")
+                if gone.generation != missing:
+                    missing = gone.generation
+                    continue  # a writer published meanwhile: look again
+                self._recover()
+                continue
+            except _Damaged:
+                self._end("ROLLBACK")
+                self._recover()
+                continue
             except BaseException:
-                self.conn.execute("ROLLBACK")
+                self._end("ROLLBACK")
                 raise
             try:
                 yield manifest
+            except sqlite3.ProgrammingError:
+                raise
+            except DB_ERRORS as exc:
+                raise translate(exc, self.db_path) from None
             finally:
-                self.conn.execute("COMMIT")
+                self._end("COMMIT")
             return
-        raise IndexCorruptError(
-            f"{self.index_dir}: the FAISS file named by the manifest is missing"
-        )
+        raise IndexCorruptError(f"{self.index_dir}: the FAISS file cannot be loaded: {REBUILD}")
+
+    def _end(self, verb: str) -> None:
+        """End the read transaction (SQLite may already have ended it after an error)."""
+        if self.conn.in_transaction:
+            with database_errors(self.db_path):
+                self.conn.execute(verb)
+
+    def _recover(self) -> None:
+        """The FAISS file is missing or damaged: rebuild it from the stored vectors."""
+        if not self._repair:
+            raise IndexCorruptError(
+                f"{self.index_dir}: the FAISS file named by the manifest is missing: {REBUILD}"
+            )
+        repair_faiss(self.index_dir)
 
     def _current(self) -> Manifest:
-        manifest = read_manifest(self.conn, self.db_path)
-        if manifest is None:
-            raise NoIndexError(f"the index in {self.index_dir} is empty: run `askdoc index`")
-        if self.manifest is None or manifest.generation != self.manifest.generation:
-            check_compatible(manifest, self._model, self._chunking, self.index_dir)
-            self._faiss = self._load_faiss(manifest)
-            self.manifest = read_manifest(self.conn, self.db_path)
-        assert self.manifest is not None
-        return self.manifest
+        with database_errors(self.db_path):
+            manifest = read_manifest(self.conn, self.db_path)
+            if manifest is None:
+                raise NoIndexError(f"the index in {self.index_dir} is empty: run `askdoc index`")
+            if self.manifest is None or manifest.generation != self.manifest.generation:
+                check_compatible(manifest, self._model, self._chunking, self.index_dir)
+                self._check_tables(manifest)
+                self._faiss = self._load_faiss(manifest)
+                self.manifest = manifest
+        return manifest
+
+    def _check_tables(self, manifest: Manifest) -> None:
+        """Cheap whole-index checks, once per generation: passage count and full-text digest."""
+        count = self.conn.execute("SELECT count(*) FROM chunks").fetchone()[0]
+        if count != manifest.chunks:
+            raise IndexCorruptError(
+                f"{self.db_path}: {count} passages stored but the manifest records "
+                f"{manifest.chunks}: {REBUILD}"
+            )
+        if fts_digest(self.conn) != manifest.fts_sha256:
+            raise damaged(self.db_path, "the full-text index is damaged")
 
     def _load_faiss(self, manifest: Manifest) -> Any:
-        """Load the generation's FAISS file; a damaged one is rebuilt from the stored vectors."""
+        """The generation's FAISS file, checked against its sha256 before FAISS reads it."""
         name = manifest.faiss_file
-        if "/" in name or not (name.startswith(FAISS_PREFIX) and name.endswith(FAISS_SUFFIX)):
+        if not valid_faiss_name(name):
             raise IndexCorruptError(f"{self.db_path}: the manifest names an invalid file {name!r}")
         try:
-            return load_faiss_file(self.index_dir / name, manifest.faiss_sha256)
+            index = load_faiss_file(self.index_dir / name, manifest.faiss_sha256)
+        except FileNotFoundError:
+            raise _Missing(manifest.generation) from None
         except IndexCorruptError:
             if not self._repair:
                 raise
-        self.conn.execute("ROLLBACK")
-        repaired = repair_faiss(self.index_dir)
-        self.conn.execute("BEGIN")
-        current = read_manifest(self.conn, self.db_path)
-        if current is None or current.generation != repaired.generation:
-            raise FileNotFoundError(name)  # someone published meanwhile: the caller retries
-        return load_faiss_file(self.index_dir / repaired.faiss_file, repaired.faiss_sha256)
+            raise _Damaged from None
+        if index.ntotal != manifest.chunks:
+            raise IndexCorruptError(
+                f"{self.index_dir / name}: {index.ntotal} vectors for {manifest.chunks} passages"
+            )
+        return index
 
     def dense(self, vector: np.ndarray, k: int) -> list[tuple[int, float]]:
         if self._faiss is None or self._faiss.ntotal == 0:
@@ -118,45 +192,96 @@ class IndexReader:
     def lexical(self, fts_query: str, k: int) -> list[tuple[int, float]]:
         if not fts_query:
             return []
-        rows = self.conn.execute(
-            "SELECT rowid, bm25(chunks_fts, 1.0, 0.5) AS r FROM chunks_fts "
-            "WHERE chunks_fts MATCH ? ORDER BY r LIMIT ?",
-            (fts_query, k),
-        ).fetchall()
+        with database_errors(self.db_path):
+            rows = self.conn.execute(
+                "SELECT rowid, bm25(chunks_fts, 1.0, 0.5) AS r FROM chunks_fts "
+                "WHERE chunks_fts MATCH ? ORDER BY r LIMIT ?",
+                (fts_query, k),
+            ).fetchall()
         return [(int(r[0]), -float(r[1])) for r in rows]
 
     def term_frequency(self, fts_term: str) -> int:
         """How many passages contain the (quoted) term, after stemming."""
-        row = self.conn.execute(
-            "SELECT count(*) FROM chunks_fts WHERE chunks_fts MATCH ?", (fts_term,)
-        ).fetchone()
+        with database_errors(self.db_path):
+            row = self.conn.execute(
+                "SELECT count(*) FROM chunks_fts WHERE chunks_fts MATCH ?", (fts_term,)
+            ).fetchone()
         return int(row[0])
 
     def chunks(self, ids: Iterable[int]) -> dict[int, StoredChunk]:
+        """The passages with these ids (from this snapshot's searches), each checked against
+        its checksum; an id the search index names but the table lacks is damage."""
         wanted = list(dict.fromkeys(ids))
         if not wanted:
             return {}
         marks = ",".join("?" * len(wanted))
-        rows = self.conn.execute(
-            f"SELECT {CHUNK_COLUMNS} FROM chunks c JOIN documents d ON d.id = c.doc_id "
-            f"WHERE c.id IN ({marks})",
-            wanted,
-        ).fetchall()
-        return {row[0]: chunk_from_row(row) for row in rows}
+        with database_errors(self.db_path):
+            rows = self.conn.execute(
+                f"SELECT {_COLUMNS} {_FROM} WHERE c.id IN ({marks})", wanted
+            ).fetchall()
+        found = {row[0]: self._checked(row) for row in rows}
+        if len(found) != len(wanted):
+            lost = sorted(set(wanted) - set(found))[:3]
+            raise IndexCorruptError(
+                f"{self.db_path}: the search index names passages that are not stored "
+                f"(ids {lost}): {REBUILD}"
+            )
+        return found
 
     def neighbour(self, doc_id: int, ordinal: int) -> StoredChunk | None:
-        row = self.conn.execute(
-            f"SELECT {CHUNK_COLUMNS} FROM chunks c JOIN documents d ON d.id = c.doc_id "
-            "WHERE c.doc_id = ? AND c.ordinal = ?",
-            (doc_id, ordinal),
-        ).fetchone()
-        return chunk_from_row(row) if row else None
+        with database_errors(self.db_path):
+            row = self.conn.execute(
+                f"SELECT {_COLUMNS} {_FROM} WHERE c.doc_id = ? AND c.ordinal = ?",
+                (doc_id, ordinal),
+            ).fetchone()
+        if row is None:
+            return None
+        stored = self._checked(row)
+        if stored.doc_id != doc_id or stored.chunk.ordinal != ordinal:
+            raise damaged(self.db_path, "a passage index is damaged")
+        return stored
+
+    def _checked(self, row: tuple[Any, ...]) -> StoredChunk:
+        cid, doc_id, ordinal, start, end, line_start, line_end, page, heading, text = row[:10]
+        row_sha, path, size, mtime, content, doc_sha = row[11:]
+        if chunk_row_sha256(tuple(row[:11])) != row_sha:
+            raise damaged(self.db_path, f"passage {cid} is damaged")
+        if document_row_sha256(doc_id, path, size, mtime, content) != doc_sha:
+            raise damaged(self.db_path, f"the record of document {doc_id} is damaged")
+        chunk = Chunk(path, ordinal, text, start, end, line_start, line_end, page, heading)
+        return StoredChunk(id=cid, doc_id=doc_id, chunk=chunk)
 
     def document(self, path: str) -> Document | None:
-        row = self.conn.execute(
-            "SELECT path, kind, text, headings, page_starts FROM documents WHERE path = ?", (path,)
-        ).fetchone()
-        return decode_document(*row) if row else None
+        """A document's full text and structure, checked against its checksums."""
+        with database_errors(self.db_path):
+            row = self.conn.execute(
+                "SELECT id, path, size, mtime, sha256, kind, text, headings, page_starts, notes, "
+                "content_sha256, row_sha256 FROM documents WHERE path = ?",
+                (path,),
+            ).fetchone()
+        if row is None:
+            return None
+        doc_id, doc_path, size, mtime, file_sha, kind, text, headings, pages, notes = row[:10]
+        content, row_sha = row[10:]
+        if document_content_sha256(file_sha, kind, text, headings, pages, notes) != content or (
+            document_row_sha256(doc_id, doc_path, size, mtime, content) != row_sha
+        ):
+            raise damaged(self.db_path, f"document {doc_id} is damaged")
+        try:
+            return decode_document(doc_path, kind, text, headings, pages)
+        except (ValueError, TypeError) as exc:
+            raise IndexCorruptError(f"{self.db_path}: document {doc_id}: {exc}") from None
 
     def documents(self) -> dict[str, DocumentRecord]:
-        return list_documents(self.conn)
+        """Every document's record (without text), each row checked against its checksum."""
+        with database_errors(self.db_path):
+            rows = self.conn.execute(
+                "SELECT id, path, size, mtime, sha256, kind, content_sha256, row_sha256 "
+                "FROM documents"
+            ).fetchall()
+        out: dict[str, DocumentRecord] = {}
+        for doc_id, path, size, mtime, file_sha, kind, content, row_sha in rows:
+            if document_row_sha256(doc_id, path, size, mtime, content) != row_sha:
+                raise damaged(self.db_path, f"the record of document {doc_id} is damaged")
+            out[path] = DocumentRecord(doc_id, path, size, mtime, file_sha, kind)
+        return out

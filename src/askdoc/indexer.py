@@ -1,5 +1,10 @@
 """Incremental index builds: diff the corpus against the store, embed only what changed, publish
-atomically, and report what happened."""
+atomically, and report what happened.
+
+Files are read, parsed and chunked in an isolated worker process under a per-file time limit
+(``askdoc.isolation``); a bad file is skipped with a one-line reason. A kill at any moment leaves
+the last published generation in force; the next build resumes from the staged rows and vectors.
+"""
 
 from __future__ import annotations
 
@@ -9,38 +14,33 @@ import os
 import sqlite3
 import stat
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from askdoc import readers
-from askdoc.chunking import ChunkSettings, chunk_document
+from askdoc import readers, staging
+from askdoc.chunking import ChunkSettings
 from askdoc.config import Settings
 from askdoc.embedder import Embedder
-from askdoc.errors import CorpusError, ReadError
+from askdoc.errors import CorpusError, IndexMismatchError, ReadError
+from askdoc.integrity import database_errors, seal
+from askdoc.isolation import WorkerConfig, isolated_reader
 from askdoc.store import (
     DB_NAME,
-    SCHEMA,
     DocumentRecord,
     IndexLock,
     Manifest,
     check_compatible,
     commit_generation,
-    connect,
-    encode_document,
     list_documents,
     read_manifest,
     remove_stale_files,
-    text_hash,
     transaction,
 )
-from askdoc.types import Chunk, Document
 
-CHUNKER_VERSION = 1
-EMBED_GROUP = 4096
-"""Passages embedded (sorted by length) and committed together; a killed build resumes from here."""
+CHUNKER_VERSION = 2
+EMBED_GROUP = staging.EMBED_GROUP
 
 Progress = Callable[[str, int, int], None]
 """progress(stage, done, total): stage is "read" or "embed"."""
@@ -142,13 +142,21 @@ class Indexer:
         entries, skipped = self._scan()
         lock = IndexLock(self.settings.index, wait=wait)
         try:
-            conn = connect(self.settings.index / DB_NAME)
+            notes: list[str] = []
+            conn, full = staging.open_database(self.db_path, full, dry_run, notes)
             try:
-                return self._build(conn, entries, skipped, full, dry_run, progress, started)
+                with database_errors(self.db_path):
+                    return self._build(
+                        conn, entries, skipped, full, dry_run, progress, started, notes
+                    )
             finally:
                 conn.close()
         finally:
             lock.release()
+
+    @property
+    def db_path(self) -> Path:
+        return self.settings.index / DB_NAME
 
     def _scan(self) -> tuple[list[readers.FileEntry], list[readers.Skipped]]:
         root = self.settings.corpus
@@ -168,18 +176,17 @@ class Indexer:
         dry_run: bool,
         progress: Progress | None,
         started: float,
+        notes: list[str],
     ) -> BuildReport:
-        conn.executescript(f"BEGIN IMMEDIATE;\n{SCHEMA}\nCOMMIT;")
         model, chunking = (
             model_manifest(self.embedder),
             chunking_settings(self.settings, self.embedder),
         )
-        old = read_manifest(conn, self.settings.index / DB_NAME)
-        notes: list[str] = []
+        old = read_manifest(conn, self.db_path)
         if old is not None and not full:
             try:
                 check_compatible(old, model, chunking, self.settings.index)
-            except Exception as exc:
+            except IndexMismatchError as exc:
                 notes.append(f"full rebuild: {exc}".split(": run")[0])
                 full = True
         known = {} if full else list_documents(conn)
@@ -196,6 +203,9 @@ class Indexer:
         t0 = time.perf_counter()
         manifest = self._publish(conn, plan, staged, full, old, model, chunking)
         timings["publish"] = time.perf_counter() - t0
+        current = manifest or read_manifest(conn, self.db_path)
+        if current is not None:
+            remove_stale_files(self.settings.index, current)  # e.g. left by a killed build
         return self._report(
             plan,
             notes,
@@ -252,26 +262,30 @@ class Indexer:
         progress: Progress | None,
         salt: str,
     ) -> set[str]:
-        """Read and chunk new and changed files into the staging table (small commits)."""
+        """Read and chunk new and changed files (in the isolated reader, under the per-file time
+        limit) into the staging table, one small commit per file."""
         conn.execute("DELETE FROM staged_documents")
         todo = plan.new + plan.changed
         staged: set[str] = set()
-        for done, (entry, digest) in enumerate(todo, 1):
-            try:
-                document = readers.read_document(entry, self.max_bytes)
-                chunks = chunk_document(document, self.embedder.count_tokens, self.chunk_settings)
-            except ReadError as exc:
-                plan.skipped.append(readers.Skipped(entry.path, _reason(exc)))
-                continue
-            except Exception as exc:  # a parser bug must not stop the build
-                reason = f"unexpected {type(exc).__name__}: {_reason(exc)}"
-                plan.skipped.append(readers.Skipped(entry.path, reason))
-                continue
-            notes.extend(f"{entry.path}: {note}" for note in document.notes)
-            _stage_document(conn, entry, digest, document, chunks, salt)
-            staged.add(entry.path)
-            if progress:
-                progress("read", done, len(todo))
+        if not todo:
+            return staged
+        config = WorkerConfig(self.max_bytes, str(self.embedder.path), self.chunk_settings)
+        with isolated_reader(config, self.settings.file_timeout) as reader:
+            for done, (entry, _digest) in enumerate(todo, 1):
+                if progress:
+                    progress("read", done - 1, len(todo))
+                try:
+                    result = reader.read(entry)
+                except ReadError as exc:
+                    plan.skipped.append(readers.Skipped(entry.path, _reason(exc)))
+                    continue
+                notes.extend(f"{entry.path}: {note}" for note in result.document.notes)
+                read = replace(entry, size=result.size, mtime=result.mtime)
+                chunks = list(result.chunks)
+                staging.stage_document(conn, read, result.sha256, result.document, chunks, salt)
+                staged.add(entry.path)
+        if progress:
+            progress("read", len(todo), len(todo))
         return staged
 
     def _embed_missing(
@@ -279,27 +293,24 @@ class Indexer:
     ) -> int:
         """Embed every staged passage whose vector is not stored yet (all of them when
         ``refresh``); commit group by group so a killed build resumes where it stopped."""
-        missing = _missing_vectors(conn, refresh)
-        total = len(missing)
+        total = staging.collect_pending(conn, refresh)
         done = 0
         if progress:
             progress("embed", 0, total)
         if not total:
             return 0
         self.embedder.set_threads(self.settings.index_threads)
-        for begin in range(0, total, EMBED_GROUP):
-            group = missing[begin : begin + EMBED_GROUP]
-            hashes = [h for h, _ in group]
+
+        def advance(n: int) -> None:
+            nonlocal done
+            done += n
+            if progress:
+                progress("embed", done, total)
+
+        for group in staging.pending_groups(conn):
             texts = [t for _, t in group]
-
-            def advance(n: int) -> None:
-                nonlocal done
-                done += n
-                if progress:
-                    progress("embed", done, total)
-
             vectors = self.embedder.encode(texts, self.settings.batch_size, advance)
-            _store_vectors(conn, hashes, vectors)
+            staging.store_vectors(conn, [h for h, _ in group], vectors)
         return total
 
     def _publish(
@@ -316,26 +327,23 @@ class Indexer:
         if nothing and old is not None:
             if plan.touched:
                 with transaction(conn):
-                    _touch(conn, plan.touched)
+                    staging.touch(conn, plan.touched)
+                    seal(conn)
             return None
         with transaction(conn):
             if full:
                 conn.execute("DELETE FROM chunks")
                 conn.execute("DELETE FROM documents")
-            for old_path, new_path, entry in plan.renamed:
-                conn.execute(
-                    "UPDATE documents SET path = ?, size = ?, mtime = ? WHERE path = ?",
-                    (new_path, entry.size, entry.mtime, old_path),
-                )
-            _touch(conn, plan.touched)
+            for old_path, _new_path, entry in plan.renamed:
+                staging.rename(conn, old_path, entry)
+            staging.touch(conn, plan.touched)
             for path in plan.removed + sorted(staged):
-                _delete_document(conn, path)
-            _promote_staged(conn)
+                staging.delete_document(conn, path)
+            staging.promote_staged(conn)
             conn.execute("DELETE FROM vectors WHERE hash NOT IN (SELECT text_hash FROM chunks)")
             manifest = commit_generation(
                 conn, self.settings.index, model, chunking, self.settings.exact_below
             )
-        remove_stale_files(self.settings.index, manifest)
         return manifest
 
     def _report(
@@ -350,7 +358,7 @@ class Indexer:
         manifest: Manifest | None = None,
         timings: dict[str, float] | None = None,
     ) -> BuildReport:
-        current = manifest or read_manifest(conn, self.settings.index / DB_NAME)
+        current = manifest or read_manifest(conn, self.db_path)
         failed = {s.path for s in plan.skipped}
         return BuildReport(
             added=tuple(e.path for e, _ in plan.new if e.path not in failed),
@@ -379,116 +387,3 @@ def _reason(exc: BaseException) -> str:
 def _vector_salt(model: dict[str, Any]) -> str:
     """Vectors are keyed by model and text: another model never reuses a cached vector."""
     return f"{model.get('weights_sha256')}:{model.get('dimension')}\n"
-
-
-def _stage_document(
-    conn: sqlite3.Connection,
-    entry: readers.FileEntry,
-    digest: str,
-    document: Document,
-    chunks: list[Chunk],
-    salt: str,
-) -> None:
-    rows = [
-        [
-            c.ordinal,
-            c.start,
-            c.end,
-            c.line_start,
-            c.line_end,
-            c.page,
-            c.heading,
-            text_hash(salt + c.embed_text()),
-        ]
-        for c in chunks
-    ]
-    fields = encode_document(document)
-    with transaction(conn):
-        conn.execute(
-            "INSERT OR REPLACE INTO staged_documents(path, size, mtime, sha256, kind, text, "
-            "headings, page_starts, notes, chunks) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                entry.path,
-                entry.size,
-                entry.mtime,
-                digest,
-                document.kind,
-                document.text,
-                fields["headings"],
-                fields["page_starts"],
-                fields["notes"],
-                json.dumps(rows),
-            ),
-        )
-
-
-def _staged_passages(conn: sqlite3.Connection) -> Iterator[tuple[str, str]]:
-    """(hash, text to embed) for every staged passage."""
-    for text, raw in conn.execute("SELECT text, chunks FROM staged_documents ORDER BY path"):
-        for _ordinal, start, end, _ls, _le, _page, heading, digest in json.loads(raw):
-            body = text[start:end]
-            yield digest, (f"{heading}\n{body}" if heading else body)
-
-
-def _missing_vectors(conn: sqlite3.Connection, refresh: bool) -> list[tuple[str, str]]:
-    """Staged passages without a stored vector, each distinct text once."""
-    wanted: dict[str, str] = {}
-    for digest, text in _staged_passages(conn):
-        wanted.setdefault(digest, text)
-    if refresh:
-        return list(wanted.items())
-    have: set[str] = set()
-    keys = list(wanted)
-    for begin in range(0, len(keys), 500):
-        part = keys[begin : begin + 500]
-        marks = ",".join("?" * len(part))
-        rows = conn.execute(f"SELECT hash FROM vectors WHERE hash IN ({marks})", part)
-        have.update(r[0] for r in rows)
-    return [(h, t) for h, t in wanted.items() if h not in have]
-
-
-def _store_vectors(conn: sqlite3.Connection, hashes: list[str], vectors: np.ndarray) -> None:
-    data = np.ascontiguousarray(vectors, dtype=np.float32)
-    with transaction(conn):
-        conn.executemany(
-            "INSERT OR REPLACE INTO vectors(hash, vector) VALUES (?, ?)",
-            [(h, data[i].tobytes()) for i, h in enumerate(hashes)],
-        )
-
-
-def _touch(conn: sqlite3.Connection, entries: list[readers.FileEntry]) -> None:
-    conn.executemany(
-        "UPDATE documents SET size = ?, mtime = ? WHERE path = ?",
-        [(e.size, e.mtime, e.path) for e in entries],
-    )
-
-
-def _delete_document(conn: sqlite3.Connection, path: str) -> None:
-    conn.execute(
-        "DELETE FROM chunks WHERE doc_id IN (SELECT id FROM documents WHERE path = ?)", (path,)
-    )
-    conn.execute("DELETE FROM documents WHERE path = ?", (path,))
-
-
-def _promote_staged(conn: sqlite3.Connection) -> None:
-    """Move staged documents and their passages into the live tables."""
-    rows = conn.execute(
-        "SELECT path, size, mtime, sha256, kind, text, headings, page_starts, notes, chunks "
-        "FROM staged_documents ORDER BY path"
-    ).fetchall()
-    for path, size, mtime, digest, kind, text, headings, pages, notes, raw in rows:
-        cursor = conn.execute(
-            "INSERT INTO documents(path, size, mtime, sha256, kind, text, headings, page_starts, "
-            "notes) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (path, size, mtime, digest, kind, text, headings, pages, notes),
-        )
-        doc_id = cursor.lastrowid
-        conn.executemany(
-            'INSERT INTO chunks(doc_id, ordinal, start, "end", line_start, line_end, page, '
-            "heading, text, text_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [
-                (doc_id, o, s, e, ls, le, pg, hd, text[s:e], h)
-                for o, s, e, ls, le, pg, hd, h in json.loads(raw)
-            ],
-        )
-    conn.execute("DELETE FROM staged_documents")

@@ -7,6 +7,9 @@ Layout of ``index/``::
     vectors-<generation>.faiss  derived from the vectors; its sha256 is in the manifest
     .lock                    flock held by the one writer
 
+Every served row carries a checksum and the manifest carries its own (``askdoc.integrity``,
+``askdoc.manifest``); docs/reliability.md says what is checked when.
+
 A build stages its rows and vectors in their own small transactions, then publishes everything in
 one transaction that also names the new FAISS file, written (fsync'd, renamed) just before the
 commit. A kill at any moment leaves the previous generation in force.
@@ -14,13 +17,13 @@ commit. A kill at any moment leaves the previous generation in force.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import os
 import sqlite3
+import stat
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,17 +31,31 @@ from typing import Any
 
 import numpy as np
 
-from askdoc.errors import (
-    IndexBusyError,
-    IndexCorruptError,
-    IndexMismatchError,
-    NoIndexError,
+from askdoc.errors import IndexCorruptError, NoIndexError
+from askdoc.integrity import (
+    DB_ERRORS,
+    REBUILD,
+    chunks_digest,
+    database_errors,
+    fts_digest,
+    seal,
+    translate,
+    vector_sha256,
 )
-from askdoc.types import Chunk, Document, Heading, StoredChunk
+from askdoc.lock import LOCK_NAME, IndexLock
+from askdoc.manifest import (
+    FORMAT_VERSION,
+    Manifest,
+    check_compatible,
+    read_manifest,
+    write_manifest,
+)
+from askdoc.types import Document, Heading
 
-FORMAT_VERSION = 1
+__all__ = ["FORMAT_VERSION", "LOCK_NAME", "IndexLock", "Manifest"]
+__all__ += ["check_compatible", "read_manifest", "write_manifest"]
+
 DB_NAME = "askdoc.sqlite3"
-LOCK_NAME = ".lock"
 FAISS_PREFIX = "vectors-"
 FAISS_SUFFIX = ".faiss"
 
@@ -47,15 +64,20 @@ CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS documents(
     id INTEGER PRIMARY KEY, path TEXT UNIQUE NOT NULL, size INTEGER NOT NULL,
     mtime REAL NOT NULL, sha256 TEXT NOT NULL, kind TEXT NOT NULL, text TEXT NOT NULL,
-    headings TEXT NOT NULL, page_starts TEXT NOT NULL, notes TEXT NOT NULL);
+    headings TEXT NOT NULL, page_starts TEXT NOT NULL, notes TEXT NOT NULL,
+    content_sha256 TEXT NOT NULL DEFAULT '', row_sha256 TEXT NOT NULL DEFAULT '');
 CREATE TABLE IF NOT EXISTS chunks(
     id INTEGER PRIMARY KEY AUTOINCREMENT, doc_id INTEGER NOT NULL REFERENCES documents(id),
     ordinal INTEGER NOT NULL, start INTEGER NOT NULL, "end" INTEGER NOT NULL,
     line_start INTEGER NOT NULL, line_end INTEGER NOT NULL, page INTEGER, heading TEXT NOT NULL,
-    text TEXT NOT NULL, text_hash TEXT NOT NULL);
+    text TEXT NOT NULL, text_hash TEXT NOT NULL, row_sha256 TEXT NOT NULL DEFAULT '');
 CREATE INDEX IF NOT EXISTS chunks_doc ON chunks(doc_id);
 CREATE INDEX IF NOT EXISTS chunks_hash ON chunks(text_hash);
-CREATE TABLE IF NOT EXISTS vectors(hash TEXT PRIMARY KEY, vector BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS vectors(
+    hash TEXT PRIMARY KEY, vector BLOB NOT NULL, sha256 TEXT NOT NULL DEFAULT '');
+CREATE INDEX IF NOT EXISTS documents_unsealed ON documents(id) WHERE row_sha256 = '';
+CREATE INDEX IF NOT EXISTS chunks_unsealed ON chunks(id) WHERE row_sha256 = '';
+CREATE INDEX IF NOT EXISTS vectors_unsealed ON vectors(hash) WHERE sha256 = '';
 CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(
     text, heading, content='chunks', content_rowid='id',
     tokenize='porter unicode61 remove_diacritics 2');
@@ -77,30 +99,6 @@ def text_hash(text: str) -> str:
 
 
 @dataclass(frozen=True)
-class Manifest:
-    """What an index was built with, and which FAISS file belongs to it."""
-
-    format_version: int
-    model: dict[str, Any]
-    chunking: dict[str, Any]
-    generation: int
-    faiss_file: str
-    faiss_sha256: str
-    faiss_kind: str
-    built_at: float
-    documents: int
-    chunks: int
-
-    @classmethod
-    def from_meta(cls, meta: dict[str, str]) -> Manifest:
-        raw = json.loads(meta["manifest"])
-        return cls(**raw)
-
-    def to_json(self) -> str:
-        return json.dumps(self.__dict__, sort_keys=True)
-
-
-@dataclass(frozen=True)
 class DocumentRecord:
     """A document as the index knows it (without its text)."""
 
@@ -113,33 +111,34 @@ class DocumentRecord:
 
 
 def connect(db_path: Path) -> sqlite3.Connection:
-    """A connection in autocommit mode (transactions are explicit), WAL, full sync."""
-    conn = sqlite3.connect(db_path, timeout=30.0, isolation_level=None, check_same_thread=False)
+    """A connection in autocommit mode (transactions are explicit), WAL, full sync. A file that
+    is not a SQLite database (damaged header) raises IndexCorruptError naming it."""
+    try:
+        conn = sqlite3.connect(db_path, timeout=30.0, isolation_level=None, check_same_thread=False)
+    except sqlite3.Error as exc:
+        raise translate(exc, db_path) from None
     try:
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=FULL")
         conn.execute("PRAGMA foreign_keys=ON")
-    except sqlite3.DatabaseError as exc:
+    except DB_ERRORS as exc:
         conn.close()
-        raise IndexCorruptError(f"{db_path}: not a valid askdoc database ({exc})") from None
+        raise translate(exc, db_path) from None
     return conn
 
 
-def read_manifest(conn: sqlite3.Connection, db_path: Path) -> Manifest | None:
+def database_path(conn: sqlite3.Connection) -> Path:
+    """The file behind a connection (for messages)."""
     try:
-        rows = conn.execute("SELECT key, value FROM meta").fetchall()
-        meta = {k: v for k, v in rows}
-        return Manifest.from_meta(meta) if "manifest" in meta else None
-    except sqlite3.OperationalError as exc:
-        if "no such table" in str(exc):
-            return None
-        raise IndexCorruptError(f"{db_path}: cannot read the manifest ({exc})") from None
-    except (sqlite3.DatabaseError, ValueError, TypeError, KeyError) as exc:
-        raise IndexCorruptError(f"{db_path}: damaged manifest ({exc})") from None
+        row = conn.execute("PRAGMA database_list").fetchone()
+        return Path(row[2]) if row and row[2] else Path(DB_NAME)
+    except sqlite3.Error:
+        return Path(DB_NAME)
 
 
 def list_documents(conn: sqlite3.Connection) -> dict[str, DocumentRecord]:
-    rows = conn.execute("SELECT id, path, size, mtime, sha256, kind FROM documents").fetchall()
+    with database_errors(database_path(conn)):
+        rows = conn.execute("SELECT id, path, size, mtime, sha256, kind FROM documents").fetchall()
     return {r[1]: DocumentRecord(*r) for r in rows}
 
 
@@ -159,28 +158,6 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-class IndexLock:
-    """An exclusive flock on ``index/.lock``: one writer at a time."""
-
-    def __init__(self, index_dir: Path, wait: bool = False) -> None:
-        index_dir.mkdir(parents=True, exist_ok=True)
-        self._fd = os.open(index_dir / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(self._fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
-        except BlockingIOError:
-            os.close(self._fd)
-            raise IndexBusyError(
-                f"another `askdoc index` is already building {index_dir}; "
-                "wait for it to finish (or use --wait)"
-            ) from None
-
-    def release(self) -> None:
-        if self._fd >= 0:
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
-            os.close(self._fd)
-            self._fd = -1
-
-
 def faiss_name(generation: int) -> str:
     return f"{FAISS_PREFIX}{generation:08d}{FAISS_SUFFIX}"
 
@@ -188,62 +165,132 @@ def faiss_name(generation: int) -> str:
 def build_faiss(
     rows: Iterable[tuple[int, bytes]], dim: int, kind: str
 ) -> Any:  # faiss.Index; typed Any as faiss has no stubs
-    """A FAISS index over (chunk id, vector bytes) rows, added in batches (vectors held once)."""
+    """A FAISS index over (chunk id, vector bytes) rows; its ids are the chunk ids (IndexIDMap2).
+
+    ``kind`` "flat" is exact search (IndexFlatIP). Any other kind ("ivf", or "hnsw", the name
+    commit_generation used for "approximate") builds the index chosen by measurement on real
+    embeddings (docs/performance.md): IVF with 8-bit scalar quantization, a quarter of flat's
+    memory, recall@10 >= 0.95 against exact search up to 1M vectors. Its coarse quantizer must be
+    trained on a *uniform* sample of the vectors (rows arrive in document order; training on the
+    first ones cost 0.33 recall@10 at 1M), so the rows are spilled to an unlinked temporary file
+    and added back in batches: the vectors are never all in memory. nprobe is saved in the file.
+    """
+    import tempfile
+
     import faiss
 
     faiss.omp_set_num_threads(1)
-    if kind == "hnsw":
-        hnsw = faiss.IndexHNSWFlat(dim, 32, faiss.METRIC_INNER_PRODUCT)
-        hnsw.hnsw.efConstruction = 80
-        index = faiss.IndexIDMap2(hnsw)
-    else:
-        index = faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
-    ids: list[int] = []
-    blobs: list[bytes] = []
+    batch, width = 8192, dim * 4
 
-    def flush() -> None:
+    def matrix_of(data: bytes) -> np.ndarray:
+        return np.frombuffer(data, dtype=np.float32).reshape(-1, dim)
+
+    def batches() -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        ids: list[int] = []
+        blobs: list[bytes] = []
+        for chunk_id, blob in rows:
+            if len(blob) != width:
+                raise IndexCorruptError(
+                    f"vector of chunk {chunk_id} has {len(blob)} bytes, not {width}"
+                )
+            ids.append(chunk_id)
+            blobs.append(blob)
+            if len(ids) >= batch:
+                yield np.asarray(ids, dtype=np.int64), matrix_of(b"".join(blobs))
+                ids.clear()
+                blobs.clear()
         if ids:
-            matrix = np.frombuffer(b"".join(blobs), dtype=np.float32).reshape(len(ids), dim)
-            index.add_with_ids(matrix, np.asarray(ids, dtype=np.int64))
-            ids.clear()
-            blobs.clear()
+            yield np.asarray(ids, dtype=np.int64), matrix_of(b"".join(blobs))
 
-    for chunk_id, blob in rows:
-        if len(blob) != dim * 4:
-            raise IndexCorruptError(
-                f"vector of chunk {chunk_id} has {len(blob)} bytes, not {dim * 4}"
-            )
-        ids.append(chunk_id)
-        blobs.append(blob)
-        if len(ids) >= 8192:
-            flush()
-    flush()
+    flat = faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
+    if kind == "flat":
+        for ids, matrix in batches():
+            flat.add_with_ids(matrix, ids)
+        return flat
+    with tempfile.TemporaryFile(prefix="askdoc-vectors-") as spill:
+        id_parts = []
+        for ids, matrix in batches():
+            spill.write(matrix.tobytes())
+            id_parts.append(ids)
+        if not id_parts:
+            return flat
+        spill.flush()
+        all_ids = np.concatenate(id_parts)
+        count = len(all_ids)
+
+        def read(begin: int, end: int) -> np.ndarray:
+            return matrix_of(os.pread(spill.fileno(), (end - begin) * width, begin * width))
+
+        nlist, nprobe, train_size = ivf_layout(count)
+        sample = np.random.default_rng(0).choice(count, train_size, replace=False)
+        ivf = faiss.IndexIVFScalarQuantizer(
+            faiss.IndexFlatIP(dim),
+            dim,
+            nlist,
+            faiss.ScalarQuantizer.QT_8bit,
+            faiss.METRIC_INNER_PRODUCT,
+        )
+        ivf.cp.min_points_per_centroid = 1  # tiny indexes: no "please provide" warning
+        ivf.train(np.vstack([read(int(i), int(i) + 1) for i in np.sort(sample)]))
+        ivf.nprobe = nprobe
+        index = faiss.IndexIDMap2(ivf)
+        for begin in range(0, count, batch):
+            end = min(count, begin + batch)
+            index.add_with_ids(read(begin, end), all_ids[begin:end])
     return index
 
 
+def ivf_layout(count: int) -> tuple[int, int, int]:
+    """(nlist, nprobe, training sample size) of the approximate index for ``count`` vectors,
+    set from measurements on real embeddings (docs/performance.md): about sqrt(count) lists (a
+    power of two), 1/16 of them probed but at least 32, and 50 training vectors per list."""
+    import math
+
+    nlist = 1 << max(0, round(math.log2(max(1.0, math.sqrt(count)))))
+    return nlist, min(nlist, max(32, nlist // 16)), min(count, 50 * nlist)
+
+
 def write_faiss_file(index: Any, directory: Path, name: str) -> str:
-    """Write atomically (temp file, fsync, rename, fsync dir); return the file's sha256."""
+    """Write atomically (temp file, fsync, rename, fsync dir); return the file's sha256.
+    Streamed to disk while hashing: no second in-memory copy of the vectors."""
     import faiss
 
-    data = faiss.serialize_index(index).tobytes()
     tmp = directory / f".{name}.tmp-{os.getpid()}"
+    digest = hashlib.sha256()
     with tmp.open("wb") as handle:
-        handle.write(data)
+
+        def write(block: bytes) -> None:
+            digest.update(block)
+            handle.write(block)
+
+        writer = faiss.PyCallbackIOWriter(write)  # type: ignore[attr-defined]
+        faiss.write_index(index, writer)
+        del writer  # flushes the last block
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(tmp, directory / name)
     _fsync_dir(directory)
-    return hashlib.sha256(data).hexdigest()
+    return digest.hexdigest()
 
 
 def load_faiss_file(path: Path, expected_sha256: str) -> Any:
-    """Read, verify the checksum, then deserialize: a damaged file is never handed to FAISS."""
+    """Read, verify the checksum, then deserialize: a damaged file is never handed to FAISS.
+    Only a regular file is read (a link or FIFO planted in its place is refused)."""
     try:
-        data = path.read_bytes()
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except FileNotFoundError:
         raise
     except OSError as exc:
         raise IndexCorruptError(f"{path}: cannot read ({exc.strerror})") from None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise IndexCorruptError(f"{path}: not a regular file")
+        with os.fdopen(os.dup(fd), "rb") as handle:
+            data = handle.read()
+    except OSError as exc:
+        raise IndexCorruptError(f"{path}: cannot read ({exc.strerror})") from None
+    finally:
+        os.close(fd)
     if hashlib.sha256(data).hexdigest() != expected_sha256:
         raise IndexCorruptError(f"{path}: checksum mismatch (the file is damaged)")
     import faiss
@@ -252,19 +299,6 @@ def load_faiss_file(path: Path, expected_sha256: str) -> Any:
         return faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8))
     except RuntimeError as exc:
         raise IndexCorruptError(f"{path}: unreadable FAISS file ({exc})") from None
-
-
-def chunk_from_row(row: tuple[Any, ...]) -> StoredChunk:
-    """Row of ``CHUNK_COLUMNS`` -> StoredChunk."""
-    cid, doc_id, path, ordinal, start, end, line_start, line_end, page, heading, text = row
-    chunk = Chunk(path, ordinal, text, start, end, line_start, line_end, page, heading)
-    return StoredChunk(id=cid, doc_id=doc_id, chunk=chunk)
-
-
-CHUNK_COLUMNS = (
-    'c.id, c.doc_id, d.path, c.ordinal, c.start, c."end", c.line_start, c.line_end, c.page, '
-    "c.heading, c.text"
-)
 
 
 def encode_document(doc: Document) -> dict[str, str]:
@@ -292,35 +326,14 @@ def transaction(conn: sqlite3.Connection, mode: str = "IMMEDIATE") -> Iterator[N
     try:
         yield
     except BaseException:
-        conn.execute("ROLLBACK")
+        if conn.in_transaction:  # SQLite rolls back by itself after some errors
+            conn.execute("ROLLBACK")
         raise
     conn.execute("COMMIT")
 
 
 def now() -> float:
     return time.time()
-
-
-ProgressFn = Callable[[int], None]
-
-
-def check_compatible(
-    manifest: Manifest, model: dict[str, Any] | None, chunking: dict[str, Any] | None, where: Path
-) -> None:
-    """Refuse an index built with another format, model or chunking settings."""
-    fix = "run `askdoc index --full` to rebuild it"
-    if manifest.format_version != FORMAT_VERSION:
-        raise IndexMismatchError(
-            f"{where} has index format {manifest.format_version}, this askdoc reads "
-            f"{FORMAT_VERSION}: {fix}"
-        )
-    if model is not None and manifest.model != model:
-        theirs = f"{manifest.model.get('name')} ({manifest.model.get('dimension')}-dim)"
-        raise IndexMismatchError(f"{where} was built with another embedding model, {theirs}: {fix}")
-    if chunking is not None and manifest.chunking != chunking:
-        raise IndexMismatchError(
-            f"{where} was built with other chunking settings {manifest.chunking}: {fix}"
-        )
 
 
 def require_index(index_dir: Path) -> Path:
@@ -339,14 +352,17 @@ def commit_generation(
 ) -> Manifest:
     """Inside an open write transaction: build the FAISS file for the rows as they now stand and
     record it in a new manifest. The caller commits; until then readers keep the old generation."""
-    old = read_manifest(conn, index_dir / DB_NAME)
+    db_path = index_dir / DB_NAME
+    old = read_manifest(conn, db_path, publishing=True)
     generation = (old.generation if old else 0) + 1
+    seal(conn)
     count = conn.execute("SELECT count(*) FROM chunks").fetchone()[0]
-    kind = "flat" if count < exact_below else "hnsw"
+    kind = "flat" if count < exact_below else "ivf"
     rows = conn.execute(
-        "SELECT c.id, v.vector FROM chunks c JOIN vectors v ON v.hash = c.text_hash ORDER BY c.id"
+        "SELECT c.id, v.vector, v.hash, v.sha256 FROM chunks c "
+        "JOIN vectors v ON v.hash = c.text_hash ORDER BY c.id"
     )
-    index = build_faiss(rows, int(model["dimension"]), kind)
+    index = build_faiss(_verified(rows, db_path), int(model["dimension"]), kind)
     if index.ntotal != count:
         raise IndexCorruptError(f"{index_dir}: {count - index.ntotal} passages have no vector")
     name = faiss_name(generation)
@@ -362,13 +378,22 @@ def commit_generation(
         built_at=now(),
         documents=conn.execute("SELECT count(*) FROM documents").fetchone()[0],
         chunks=count,
+        chunks_sha256=chunks_digest(conn),
+        fts_sha256=fts_digest(conn),
     )
-    conn.execute(
-        "INSERT INTO meta(key, value) VALUES ('manifest', ?) "
-        "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-        (manifest.to_json(),),
-    )
+    write_manifest(conn, manifest)
     return manifest
+
+
+def _verified(rows: Iterable[tuple[int, bytes, str, str]], db_path: Path) -> Iterator[Any]:
+    """(chunk id, vector) rows whose vector still matches its checksum."""
+    for chunk_id, blob, key, stored in rows:
+        if vector_sha256(key, blob) != stored:
+            raise IndexCorruptError(
+                f"{db_path}: the stored vector of passage {chunk_id} is damaged "
+                f"(checksum mismatch): {REBUILD}"
+            )
+        yield chunk_id, blob
 
 
 def remove_stale_files(index_dir: Path, manifest: Manifest) -> None:
@@ -381,21 +406,57 @@ def remove_stale_files(index_dir: Path, manifest: Manifest) -> None:
             path.unlink(missing_ok=True)
 
 
-def repair_faiss(index_dir: Path) -> Manifest:
-    """Rebuild a damaged or missing FAISS file from the stored vectors (takes the write lock)."""
-    lock = IndexLock(index_dir)
+def repair_faiss(index_dir: Path, wait: float = 10.0) -> Manifest:
+    """Rebuild a damaged or missing FAISS file from the stored vectors (takes the write lock,
+    waiting up to ``wait`` seconds for a running build). Nothing is rebuilt when the current
+    generation's file is sound by then (a build published, or another reader repaired it)."""
+    lock = IndexLock(index_dir, timeout=wait)
     conn = connect(index_dir / DB_NAME)
     try:
-        with transaction(conn):
+        with database_errors(index_dir / DB_NAME), transaction(conn):
             manifest = read_manifest(conn, index_dir / DB_NAME)
             if manifest is None:
                 raise NoIndexError(f"no index in {index_dir}: run `askdoc index` first")
+            if faiss_file_ok(index_dir, manifest):
+                return manifest
             exact_below = 1 << 62 if manifest.faiss_kind == "flat" else 0
             fresh = commit_generation(
                 conn, index_dir, manifest.model, manifest.chunking, exact_below
             )
+            if (fresh.chunks_sha256, fresh.fts_sha256) != (
+                manifest.chunks_sha256,
+                manifest.fts_sha256,
+            ):  # the rows changed under the manifest: rebuilding would bless damage
+                raise IndexCorruptError(
+                    f"{index_dir / DB_NAME}: the passages differ from those the manifest "
+                    f"records: {REBUILD}"
+                )
         remove_stale_files(index_dir, fresh)
         return fresh
     finally:
         conn.close()
         lock.release()
+
+
+def faiss_file_ok(index_dir: Path, manifest: Manifest) -> bool:
+    """Whether the generation's FAISS file is there, matches its checksum and FAISS reads it."""
+    if not valid_faiss_name(manifest.faiss_file):
+        return False
+    try:
+        load_faiss_file(index_dir / manifest.faiss_file, manifest.faiss_sha256)
+    except (OSError, IndexCorruptError):
+        return False
+    return True
+
+
+def faiss_ids(index: Any) -> np.ndarray:
+    """The passage ids a FAISS index holds, sorted."""
+    import faiss
+
+    return np.sort(faiss.vector_to_array(index.id_map))
+
+
+def valid_faiss_name(name: str) -> bool:
+    """A FAISS file name the manifest may name: ``vectors-<generation>.faiss``, no folders."""
+    middle = name[len(FAISS_PREFIX) : -len(FAISS_SUFFIX)]
+    return name.startswith(FAISS_PREFIX) and name.endswith(FAISS_SUFFIX) and middle.isdigit()

@@ -1,0 +1,192 @@
+"""Work that scripts/bench.py runs in a fresh process (clean timings, clean RSS, killable).
+
+Each command prints progress lines and ends with one line ``RESULT <json>``.
+
+    paint     --index DIR --corpus DIR          TUI: time to the first mounted screen
+    latency   --index DIR --corpus DIR --queries FILE   warm query latency, one thread
+    build     --index DIR --corpus DIR [--delay S] [--chunk-tokens N]   askdoc index with
+              the stub embedder (prints "embed <done> <total>" as it goes)
+    faissmem  --file F --sha256 H                RSS added by loading a FAISS file
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+STARTED = time.perf_counter()
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def rss_mb() -> float:
+    import psutil
+
+    return float(psutil.Process().memory_info().rss) / 1e6
+
+
+def peak_rss_mb() -> float:
+    """Peak RSS of this process since exec (VmHWM). Not ru_maxrss: under vfork/exec that also
+    counts the parent's RSS at spawn time."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1e3  # kB
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e3
+
+
+def result(data: dict[str, Any]) -> None:
+    print("RESULT " + json.dumps(data), flush=True)
+
+
+def settings_for(args: argparse.Namespace) -> Any:
+    from askdoc.config import Settings
+
+    settings = replace(Settings(), index=Path(args.index), corpus=Path(args.corpus))
+    if getattr(args, "chunk_tokens", None):
+        overlap = max(1, args.chunk_tokens // 5)
+        settings = replace(settings, chunk_tokens=args.chunk_tokens, chunk_overlap=overlap)
+    return settings
+
+
+def cmd_paint(args: argparse.Namespace) -> None:
+    import asyncio
+
+    from askdoc.tui.app import create_app
+
+    app = create_app(settings_for(args))
+
+    async def run() -> None:
+        async with app.run_test(size=(120, 40)):
+            heavy = sorted(m for m in ("torch", "sentence_transformers") if m in sys.modules)
+            result({"seconds": time.perf_counter() - STARTED, "heavy_imported": heavy})
+            sys.stdout.flush()
+            os._exit(0)  # do not wait for the model-loading thread
+
+    asyncio.run(run())
+
+
+def cmd_latency(args: argparse.Namespace) -> None:
+    base = rss_mb()
+    from askdoc.chunking import split_sentences
+    from askdoc.engine import Engine
+
+    engine = Engine(settings_for(args))
+    engine.embedder.load()
+    engine.embedder.set_threads(1)
+    engine.embedder.encode(["warm up the model", "and its working memory. " * 9])
+    model_rss = rss_mb()
+    engine.load()  # opens the index: SQLite and the FAISS file
+    loaded_rss = rss_mb()
+    embedded: list[int] = []
+    embed_seconds: list[float] = []
+    embed_sentences = engine._embed_sentences
+
+    def counting(texts: Any) -> Any:  # how many sentences the answer step embeds, how long
+        embedded.append(len(texts))
+        began = time.perf_counter()
+        try:
+            return embed_sentences(texts)
+        finally:
+            embed_seconds.append(time.perf_counter() - began)
+
+    engine._embed_sentences = counting  # type: ignore[method-assign]
+    questions = json.loads(Path(args.queries).read_text(encoding="utf-8"))
+    for question in questions[:3]:  # warm-up: caches, first FAISS/SQLite pages
+        engine.ask(question)
+    modes = ("dense", "lexical", "hybrid")
+    runs: dict[str, list[dict[str, float]]] = {m: [] for m in modes}
+    for number, question in enumerate(questions):
+        for mode in modes[number % 3 :] + modes[: number % 3]:  # rotate: spread the noise
+            before = len(embedded)
+            began = time.perf_counter()
+            answer = engine.ask(question, mode=mode)
+            timings = dict(answer.timings)
+            timings["total"] = time.perf_counter() - began
+            timings["found"] = float(answer.found)
+            timings["sentences"] = float(sum(embedded[before:]))
+            timings["answer_embed"] = float(sum(embed_seconds[before:]))
+            timings["candidates"] = float(sum(len(split_sentences(s.text)) for s in answer.sources))
+            runs[mode].append(timings)
+    result(
+        {
+            "runs": runs,
+            "rss_base_mb": base,
+            "rss_model_mb": model_rss,
+            "rss_loaded_mb": loaded_rss,
+            "rss_end_mb": rss_mb(),
+            "peak_rss_mb": peak_rss_mb(),
+        }
+    )
+
+
+def cmd_build(args: argparse.Namespace) -> None:
+    from bench_stub import StubEmbedder
+
+    from askdoc.indexer import Indexer
+
+    embedder = StubEmbedder(delay=args.delay)
+    settings = settings_for(args)
+
+    def progress(stage: str, done: int, total: int) -> None:
+        if stage == "embed":
+            print(f"embed {done} {total}", flush=True)
+
+    began = time.perf_counter()
+    report = Indexer(settings, embedder).build(progress=progress if args.progress else None)
+    result(
+        {
+            "seconds": time.perf_counter() - began,
+            "chunks": report.chunks,
+            "documents": report.documents,
+            "embedded": report.embedded,
+            "timings": report.timings,
+            "peak_rss_mb": peak_rss_mb(),
+        }
+    )
+
+
+def cmd_faissmem(args: argparse.Namespace) -> None:
+    import gc
+
+    import faiss  # noqa: F401  (imported before the baseline is taken)
+
+    from askdoc.store import load_faiss_file
+
+    gc.collect()
+    before = rss_mb()
+    index = load_faiss_file(Path(args.file), args.sha256)
+    gc.collect()
+    result({"rss_added_mb": rss_mb() - before, "ntotal": int(index.ntotal)})
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name in ("paint", "latency", "build"):
+        command = sub.add_parser(name)
+        command.add_argument("--index", required=True)
+        command.add_argument("--corpus", required=True)
+        command.add_argument("--queries", default="")
+        command.add_argument("--delay", type=float, default=0.0)
+        command.add_argument("--chunk-tokens", type=int, default=0)
+        command.add_argument("--progress", action="store_true")
+    mem = sub.add_parser("faissmem")
+    mem.add_argument("--file", required=True)
+    mem.add_argument("--sha256", required=True)
+    args = parser.parse_args()
+    {"paint": cmd_paint, "latency": cmd_latency, "build": cmd_build, "faissmem": cmd_faissmem}[
+        args.command
+    ](args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,336 @@
+"""One parser per format (txt, md, html, pdf, docx): bytes of one file -> Document.
+
+Parsers never touch the file system: ``askdoc.readers`` opens the file safely and hands them its
+bytes. Every problem becomes a ReadError with a one-line reason. In a build they run inside the
+isolated reader process (``askdoc.isolation``), under a time and memory limit.
+"""
+
+from __future__ import annotations
+
+import re
+import zipfile
+from collections.abc import Callable
+from io import BytesIO
+from typing import Any
+
+from askdoc.errors import ReadError
+from askdoc.readers import clean_text, describe_error
+from askdoc.types import Document, Heading
+
+PDF_TEXT_CAP = 50_000_000
+"""Most characters of text a PDF or .docx may expand to (a compression bomb stops here)."""
+
+_SPACE_RE = re.compile(r"\s+")
+
+
+def _declared_charset(data: bytes) -> str | None:
+    match = re.search(rb"""charset\s*=\s*["']?([A-Za-z0-9_.:-]+)""", data[:4096], re.IGNORECASE)
+    return match.group(1).decode("ascii") if match else None
+
+
+def _decode(data: bytes, declared: str | None = None) -> tuple[str, tuple[str, ...]]:
+    """Decode text bytes: UTF-16 (BOM), UTF-8 (BOM stripped), declared charset, cp1252, latin-1."""
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        try:
+            return data.decode("utf-16"), ("decoded as UTF-16",)
+        except UnicodeDecodeError as exc:
+            raise ReadError("invalid UTF-16 text") from exc
+    if b"\x00" in data[:8192]:
+        raise ReadError("binary file (NUL bytes)")
+    try:
+        return data.decode("utf-8-sig"), ()
+    except UnicodeDecodeError:
+        pass
+    for encoding in (declared, "cp1252", "latin-1"):
+        if not encoding:
+            continue
+        try:
+            return data.decode(encoding), (f"not UTF-8; decoded as {encoding}",)
+        except (UnicodeDecodeError, LookupError):
+            continue
+    raise AssertionError("latin-1 decodes any bytes")  # pragma: no cover
+
+
+def _text_of(data: bytes) -> tuple[str, tuple[str, ...]]:
+    raw, notes = _decode(data)
+    text = clean_text(raw)
+    if not text.strip():
+        raise ReadError("empty file")
+    return text, notes
+
+
+def _parse_txt(path: str, data: bytes, max_bytes: int) -> Document:
+    text, notes = _text_of(data)
+    return Document(path=path, text=text, kind="txt", notes=notes)
+
+
+# --- markdown --------------------------------------------------------------------------------
+
+_ATX_RE = re.compile(r" {0,3}(#{1,6})(?:[ \t]+(.*?))??(?:[ \t]+#+)?[ \t]*$")
+_FENCE_RE = re.compile(r" {0,3}(`{3,}|~{3,})")
+_SETEXT_RE = re.compile(r" {0,3}(=+|-+)[ \t]*$")
+_NOT_PARAGRAPH_RE = re.compile(r"( {4}|\t| {0,3}([>#|]|[-*+][ \t]|\d{1,9}[.)][ \t]|`{3}|~{3}))")
+
+
+def _parse_md(path: str, data: bytes, max_bytes: int) -> Document:
+    text, notes = _text_of(data)
+    return Document(path, text, "md", headings=markdown_headings(text), notes=notes)
+
+
+def markdown_headings(text: str) -> tuple[Heading, ...]:
+    """ATX and setext headings outside fenced code blocks and YAML front matter."""
+    headings: list[Heading] = []
+    fence = ""
+    para: tuple[int, str] | None = None  # (offset, text) of a paragraph a setext line may underline
+    lines = text.split("\n")
+    front = lines[0].strip() == "---" and any(x.strip() in ("---", "...") for x in lines[1:])
+    offset = 0
+    for number, line in enumerate(lines):
+        start, offset = offset, offset + len(line) + 1
+        if front:  # YAML front matter: skip up to its closing line
+            front = number == 0 or line.strip() not in ("---", "...")
+            continue
+        fence_match = _FENCE_RE.match(line)
+        atx = None if fence or fence_match else _ATX_RE.match(line)
+        setext = None if fence or para is None else _SETEXT_RE.match(line)
+        if fence:
+            char = fence[0]
+            if fence_match and fence_match[1][0] == char and len(fence_match[1]) >= len(fence):
+                fence = fence if line.strip().strip(char) else ""
+        elif fence_match:
+            fence = fence_match[1]
+        elif atx and atx[2] and atx[2].strip():
+            headings.append(Heading(start, len(atx[1]), atx[2].strip()))
+        elif setext and para:
+            headings.append(Heading(para[0], 1 if setext[1][0] == "=" else 2, para[1]))
+        if fence or fence_match or atx or setext or not line.strip():
+            para = None
+        elif para is not None:
+            para = (para[0], f"{para[1]} {line.strip()}")
+        elif not _NOT_PARAGRAPH_RE.match(line):
+            para = (start, line.strip())
+    return tuple(headings)
+
+
+# --- html ------------------------------------------------------------------------------------
+
+_DROP_TAGS = {"script", "style", "noscript", "template", "svg", "iframe", "object", "canvas"}
+_PARA_TAGS = {"p", "pre", "blockquote", "table", "ul", "ol", "dl", "section", "article", "aside"}
+_PARA_TAGS |= {"header", "footer", "nav", "main", "figure", "form", "fieldset", "hr", "address"}
+_LINE_TAGS = {"div", "li", "tr", "dt", "dd", "figcaption", "caption", "details", "summary"}
+_LINE_TAGS |= {"option", "legend", "body", "html"}
+_HEADING_TAGS = {"h1": 1, "h2": 2, "h3": 3, "h4": 4, "h5": 5, "h6": 6}
+
+
+class _TextBuilder:
+    """Accumulates extracted text and block breaks; offsets are exact (nothing is rewritten)."""
+
+    def __init__(self) -> None:
+        self.parts: list[str] = []
+        self.length = 0
+        self.pending = 0
+
+    def brk(self, count: int, add: bool = False) -> None:
+        """Ask for ``count`` newlines before the next text (``add``: on top of those asked)."""
+        self.pending = min(2, self.pending + count if add else max(self.pending, count))
+
+    def add(self, text: str, pre: bool = False) -> None:
+        last = self.parts[-1] if self.parts else "\n"
+        if pre:
+            text = re.sub(r"\n{3,}", "\n\n", text.lstrip("\n") if self.pending else text)
+        else:
+            text = _SPACE_RE.sub(" ", text)
+            if self.pending or last.endswith("\n") or last.endswith(" "):
+                text = text.lstrip(" ")
+        if not text:
+            return
+        if self.pending and self.parts:
+            trimmed = last.rstrip(" ")
+            self.length -= len(last) - len(trimmed)
+            self.parts[-1] = trimmed
+            self._emit("\n" * max(0, self.pending - (len(trimmed) - len(trimmed.rstrip("\n")))))
+        self.pending = 0
+        self._emit(text)
+
+    def _emit(self, text: str) -> None:
+        self.parts.append(text)
+        self.length += len(text)
+
+    def text(self) -> str:
+        return "".join(self.parts).rstrip()
+
+
+def _parse_html(path: str, data: bytes, max_bytes: int) -> Document:
+    from bs4 import BeautifulSoup
+
+    raw, notes = _decode(data, _declared_charset(data))
+    out = _TextBuilder()
+    headings: list[Heading] = []
+    try:
+        soup = BeautifulSoup(raw, "html.parser")
+        title_tag = soup.find("title")
+        title = _SPACE_RE.sub(" ", clean_text(title_tag.get_text())).strip() if title_tag else ""
+        if title:
+            headings.append(Heading(0, 1, title))
+            out.add(title)
+            out.brk(2)
+        body_start = out.length
+        _walk_html(soup, out, headings)
+    except Exception as exc:
+        raise ReadError(f"cannot parse HTML: {describe_error(exc)}") from exc
+    text = out.text()
+    if len(text) <= body_start:
+        raise ReadError("no text in HTML")
+    return Document(path, text, "html", headings=tuple(headings), notes=notes)
+
+
+def _walk_html(soup: Any, out: _TextBuilder, headings: list[Heading]) -> None:
+    """Iterative walk (deep nesting cannot overflow the stack) emitting text and headings."""
+    from bs4 import CData, NavigableString, Tag
+    from bs4.element import PreformattedString
+
+    stack: list[tuple[Any, bool]] = [(soup, False)]
+    opened: list[tuple[int, int]] = []  # (index in out.parts, level) of headings being read
+    pre_depth = 0
+    while stack:
+        node, leaving = stack.pop()
+        if isinstance(node, NavigableString):
+            if not isinstance(node, PreformattedString) or isinstance(node, CData):
+                out.add(clean_text(str(node)), pre=pre_depth > 0)
+            continue
+        name = node.name.lower() if isinstance(node, Tag) and node.name else ""
+        if name in _DROP_TAGS or name == "title":
+            continue
+        if name == "br":
+            out.brk(1, add=True)
+            continue
+        out.brk(2 if name in _PARA_TAGS or name in _HEADING_TAGS else int(name in _LINE_TAGS))
+        if name in ("td", "th") and not leaving:
+            out.add(" ")
+        if name == "pre":
+            pre_depth += -1 if leaving else 1
+        if name in _HEADING_TAGS and not leaving:
+            opened.append((len(out.parts), _HEADING_TAGS[name]))
+        elif name in _HEADING_TAGS and opened:
+            _close_heading(opened.pop(), out, headings)
+        if not leaving:
+            stack.append((node, True))
+            stack.extend((child, False) for child in reversed(node.contents))
+
+
+def _close_heading(opened: tuple[int, int], out: _TextBuilder, headings: list[Heading]) -> None:
+    """Record a heading whose text is everything emitted since its tag opened."""
+    emitted = "".join(out.parts[opened[0] :])
+    title = _SPACE_RE.sub(" ", emitted).strip()
+    if title:
+        lead = len(emitted) - len(emitted.lstrip())
+        headings.append(Heading(out.length - len(emitted) + lead, opened[1], title))
+
+
+# --- pdf -------------------------------------------------------------------------------------
+
+
+def _parse_pdf(path: str, data: bytes, max_bytes: int) -> Document:
+    from pypdf import PdfReader
+
+    cap = min(20 * max_bytes, PDF_TEXT_CAP)
+    pages: list[str] = []
+    starts: list[int] = []
+    total = 0
+    try:
+        reader = PdfReader(BytesIO(data))
+        if reader.is_encrypted and not _open_with_empty_password(reader):
+            raise ReadError("PDF is encrypted")
+        for page in reader.pages:
+            page_text = clean_text(page.extract_text() or "").strip()
+            starts.append(total + 2 * len(pages))
+            pages.append(page_text)
+            total += len(page_text)
+            if total > cap:
+                raise ReadError("PDF expands beyond the size cap")
+    except ReadError:
+        raise
+    except Exception as exc:
+        raise ReadError(f"cannot parse PDF: {describe_error(exc)}") from exc
+    text = "\n\n".join(pages)
+    if not text.strip():
+        raise ReadError("no extractable text in PDF (scanned?)")
+    return Document(path, text, "pdf", page_starts=tuple(starts))
+
+
+def _open_with_empty_password(reader: Any) -> bool:
+    """Many PDFs are encrypted only to restrict printing: their user password is empty."""
+    try:
+        return bool(reader.decrypt(""))
+    except Exception:  # e.g. AES without a crypto library: treat as locked
+        return False
+
+
+# --- docx ------------------------------------------------------------------------------------
+
+_HEADING_STYLE_RE = re.compile(r"heading ([1-9])\b", re.IGNORECASE)
+
+
+def _parse_docx(path: str, data: bytes, max_bytes: int) -> Document:
+    import docx
+
+    try:
+        with zipfile.ZipFile(BytesIO(data)) as archive:
+            unpacked = sum(info.file_size for info in archive.infolist())
+        if unpacked > min(20 * max_bytes, PDF_TEXT_CAP):
+            raise ReadError(".docx expands beyond the size cap")
+        document = docx.Document(BytesIO(data))
+        lines: list[str] = []
+        headings: list[Heading] = []
+        offset = 0
+        for paragraph in document.paragraphs:
+            line = clean_text(paragraph.text).replace("\n", " ")
+            level = _docx_heading_level(paragraph)
+            if level and line.strip():
+                headings.append(Heading(offset, level, line.strip()))
+            lines.append(line)
+            offset += len(line) + 1
+        lines.extend(_docx_table_lines(document))
+    except ReadError:
+        raise
+    except Exception as exc:
+        raise ReadError(f"cannot parse .docx: {describe_error(exc)}") from exc
+    text = "\n".join(lines)
+    if not text.strip():
+        raise ReadError("no text in .docx")
+    return Document(path, text, "docx", headings=tuple(headings))
+
+
+def _docx_heading_level(paragraph: Any) -> int:
+    name = (paragraph.style.name if paragraph.style is not None else "") or ""
+    if name.strip().lower() == "title":
+        return 1
+    match = _HEADING_STYLE_RE.match(name.strip())
+    return int(match[1]) if match else 0
+
+
+def _docx_table_lines(document: Any) -> list[str]:
+    """One line per table row (cells joined by `` | ``), after the paragraphs."""
+    lines: list[str] = []
+    for table in document.tables:
+        lines.append("")
+        for row in table.rows:
+            cells: list[str] = []
+            for cell in row.cells:
+                cell_text = _SPACE_RE.sub(" ", clean_text(cell.text)).strip()
+                if cell_text and (not cells or cells[-1] != cell_text):  # merged cells repeat
+                    cells.append(cell_text)
+            if cells:
+                lines.append(" | ".join(cells))
+    return lines
+
+
+PARSERS: dict[str, Callable[[str, bytes, int], Document]] = {
+    ".txt": _parse_txt,
+    ".md": _parse_md,
+    ".markdown": _parse_md,
+    ".html": _parse_html,
+    ".htm": _parse_html,
+    ".pdf": _parse_pdf,
+    ".docx": _parse_docx,
+}

@@ -1,0 +1,97 @@
+"""Start-up stays light: `askdoc --help`, `askdoc status` and the device hint never import torch,
+sentence_transformers, transformers or faiss (they cost ~10 s here). Each probe runs in a fresh
+interpreter and reports the modules it loaded; no timings are asserted."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from askdoc.config import Settings
+from askdoc.engine import Engine
+
+HEAVY = ("torch", "sentence_transformers", "transformers", "faiss", "sklearn")
+
+PROBE = """
+import contextlib, io, json, sys
+from askdoc.cli import main
+out = io.StringIO()
+with contextlib.redirect_stdout(out):
+    try:
+        code = main(sys.argv[1:])
+    except SystemExit as exc:
+        code = exc.code
+print(json.dumps({"code": code, "out": out.getvalue(), "modules": sorted(sys.modules)}))
+"""
+
+HINT = """
+import json, sys
+from askdoc.embedder import device_hint
+print(json.dumps({"hint": device_hint(), "modules": sorted(sys.modules)}))
+"""
+
+
+def run_probe(code: str, *args: str, cwd: Path) -> dict[str, object]:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    done = subprocess.run(
+        [sys.executable, "-c", code, *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=cwd,
+        env=env,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    result: dict[str, object] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+def heavy_modules(modules: object) -> list[str]:
+    assert isinstance(modules, list)
+    return sorted({m.split(".")[0] for m in modules} & set(HEAVY))
+
+
+def test_help_imports_nothing_heavy(tmp_path: Path) -> None:
+    result = run_probe(PROBE, "--help", cwd=tmp_path)
+    assert result["code"] == 0
+    assert "usage: askdoc" in str(result["out"])
+    assert heavy_modules(result["modules"]) == []
+
+
+def test_status_imports_nothing_heavy(fake_engine: Engine, settings: Settings) -> None:
+    fake_engine.build()
+    fake_engine.close()
+    args = ("status", "--index", str(settings.index), "--corpus", str(settings.corpus))
+    result = run_probe(PROBE, *args, cwd=settings.index.parent)
+    assert result["code"] == 0, result["out"]
+    assert "passages" in str(result["out"])
+    assert heavy_modules(result["modules"]) == []
+
+
+def test_device_hint_imports_nothing_heavy(tmp_path: Path) -> None:
+    result = run_probe(HINT, cwd=tmp_path)
+    assert str(result["hint"]).startswith(("cpu", "cuda"))
+    assert heavy_modules(result["modules"]) == []
+
+
+@pytest.mark.parametrize("visible", ["", "-1"])
+def test_device_hint_respects_hidden_gpus(
+    visible: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from askdoc import embedder
+
+    gpus = tmp_path / "gpus" / "0000:01:00.0"
+    gpus.mkdir(parents=True)
+    (gpus / "information").write_text("Model: \t\t Test GPU\n", encoding="utf-8")
+    monkeypatch.setattr(embedder, "NVIDIA_PROC", tmp_path / "gpus")
+    monkeypatch.setattr(embedder, "_torch_has_cuda", lambda: True)
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    assert embedder.device_hint() == "cuda (Test GPU)"
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", visible)
+    assert embedder.device_hint().startswith("cpu")
