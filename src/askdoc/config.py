@@ -27,7 +27,7 @@ class Settings:
     max_file_mb: float = 50.0
     """Files larger than this are skipped with a reason."""
     file_timeout: float = 30.0
-    """Seconds a single file may take to parse before it is skipped."""
+    """Seconds one file may take to be read, parsed and chunked before it is skipped."""
     chunk_tokens: int = 200
     """Target size of a passage in word-pieces (never above the model's own limit)."""
     chunk_overlap: int = 40
