@@ -2,7 +2,7 @@
 
 Passages are grouped into documents (``per_doc`` passages each, separated by a blank line, so
 ``document.text[start:end] == chunk.text`` holds as in a real build). Vectors go into the
-``vectors`` table keyed exactly as the indexer keys them, then ``store.commit_generation`` builds
+``vectors`` table keyed exactly as the indexer keys them, then ``commit_generation`` builds
 and publishes the FAISS file, as ``askdoc index`` would.
 """
 
@@ -17,8 +17,9 @@ from typing import Any
 import numpy as np
 
 from askdoc.config import Settings
+from askdoc.generations import commit_generation
 from askdoc.indexer import _vector_salt, chunking_settings, model_manifest
-from askdoc.store import DB_NAME, SCHEMA, Manifest, commit_generation, connect, transaction
+from askdoc.store import DB_NAME, SCHEMA, Manifest, connect, transaction
 from askdoc.store import text_hash as store_text_hash
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from askdoc import store
+from askdoc import generations, store
 from askdoc.config import Settings
 from askdoc.engine import Engine
 from askdoc.errors import CorpusError, IndexBusyError, IndexMismatchError, NoIndexError
@@ -192,7 +192,7 @@ def test_failed_publish_keeps_previous_index(
     question = "Who signed the strategic partnership agreement?"
     before = fake_engine.ask(question)
     (settings.corpus / "penguins.txt").write_text(EXTRA, encoding="utf-8")
-    real = store.commit_generation
+    real = generations.commit_generation
 
     def crash(*args, **kwargs):  # type: ignore[no-untyped-def]
         real(*args, **kwargs)  # FAISS file written, manifest updated, not committed

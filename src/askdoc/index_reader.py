@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from askdoc.errors import IndexCorruptError, NoIndexError
+from askdoc.generations import repair_faiss
 from askdoc.integrity import (
     DB_ERRORS,
     REBUILD,
@@ -37,7 +38,6 @@ from askdoc.store import (
     decode_document,
     load_faiss_file,
     read_manifest,
-    repair_faiss,
     require_index,
     valid_faiss_name,
 )

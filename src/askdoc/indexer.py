@@ -24,6 +24,7 @@ from askdoc.chunking import ChunkSettings
 from askdoc.config import Settings
 from askdoc.embedder import Embedder
 from askdoc.errors import CorpusError, IndexMismatchError, ReadError
+from askdoc.generations import commit_generation, remove_stale_files
 from askdoc.integrity import database_errors, seal
 from askdoc.isolation import WorkerConfig, isolated_reader
 from askdoc.store import (
@@ -32,10 +33,8 @@ from askdoc.store import (
     IndexLock,
     Manifest,
     check_compatible,
-    commit_generation,
     list_documents,
     read_manifest,
-    remove_stale_files,
     transaction,
 )
 

@@ -28,7 +28,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(REPO), str(REPO / "src")]
 
-from askdoc import indexer, isolation, staging, store  # noqa: E402
+from askdoc import generations, indexer, isolation, staging, store  # noqa: E402
 from askdoc.config import Settings  # noqa: E402
 from askdoc.indexer import Indexer  # noqa: E402
 from tests.conftest import FakeEmbedder  # noqa: E402
@@ -39,13 +39,13 @@ TARGETS: dict[str, tuple[Any, str]] = {
     "encode": (FakeEmbedder, "encode"),
     "store_vectors": (staging, "store_vectors"),
     "promote": (staging, "promote_staged"),
-    "seal": (store, "seal"),
-    "build_faiss": (store, "build_faiss"),
+    "seal": (generations, "seal"),
+    "build_faiss": (generations, "build_faiss"),
     "fsync": (os, "fsync"),  # before: the FAISS temp file is written but not yet durable
-    "write_faiss": (store, "write_faiss_file"),
+    "write_faiss": (generations, "write_faiss_file"),
     "replace": (os, "replace"),  # before: the FAISS file is not yet in place
     "fsync_dir": (store, "_fsync_dir"),
-    "manifest": (store, "write_manifest"),
+    "manifest": (generations, "write_manifest"),
     "commit": (indexer, "remove_stale_files"),  # before = just after the publishing COMMIT
 }
 

@@ -1,0 +1,132 @@
+"""Index generations: publish a new one (build and record its FAISS file inside the writer's
+transaction), clean up after older ones, and rebuild a damaged FAISS file from stored vectors.
+
+The FAISS work itself (build, write, load) stays in ``askdoc.store``, the only module that imports
+faiss; this module only sequences it.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from askdoc.errors import IndexCorruptError, NoIndexError
+from askdoc.integrity import (
+    REBUILD,
+    chunks_digest,
+    database_errors,
+    fts_digest,
+    seal,
+    vector_sha256,
+)
+from askdoc.lock import IndexLock
+from askdoc.manifest import FORMAT_VERSION, Manifest, read_manifest, write_manifest
+from askdoc.store import (
+    DB_NAME,
+    FAISS_PREFIX,
+    FAISS_SUFFIX,
+    build_faiss,
+    connect,
+    faiss_file_ok,
+    faiss_name,
+    now,
+    transaction,
+    write_faiss_file,
+)
+
+
+def commit_generation(
+    conn: sqlite3.Connection,
+    index_dir: Path,
+    model: dict[str, Any],
+    chunking: dict[str, Any],
+    exact_below: int,
+) -> Manifest:
+    """Inside an open write transaction: build the FAISS file for the rows as they now stand and
+    record it in a new manifest. The caller commits; until then readers keep the old generation."""
+    db_path = index_dir / DB_NAME
+    old = read_manifest(conn, db_path, publishing=True)
+    generation = (old.generation if old else 0) + 1
+    seal(conn)
+    count = conn.execute("SELECT count(*) FROM chunks").fetchone()[0]
+    kind = "flat" if count < exact_below else "ivf"
+    rows = conn.execute(
+        "SELECT c.id, v.vector, v.hash, v.sha256 FROM chunks c "
+        "JOIN vectors v ON v.hash = c.text_hash ORDER BY c.id"
+    )
+    index = build_faiss(_verified(rows, db_path), int(model["dimension"]), kind)
+    if index.ntotal != count:
+        raise IndexCorruptError(f"{index_dir}: {count - index.ntotal} passages have no vector")
+    name = faiss_name(generation)
+    digest = write_faiss_file(index, index_dir, name)
+    manifest = Manifest(
+        format_version=FORMAT_VERSION,
+        model=model,
+        chunking=chunking,
+        generation=generation,
+        faiss_file=name,
+        faiss_sha256=digest,
+        faiss_kind=kind,
+        built_at=now(),
+        documents=conn.execute("SELECT count(*) FROM documents").fetchone()[0],
+        chunks=count,
+        chunks_sha256=chunks_digest(conn),
+        fts_sha256=fts_digest(conn),
+    )
+    write_manifest(conn, manifest)
+    return manifest
+
+
+def _verified(rows: Iterable[tuple[int, bytes, str, str]], db_path: Path) -> Iterator[Any]:
+    """(chunk id, vector) rows whose vector still matches its checksum."""
+    for chunk_id, blob, key, stored in rows:
+        if vector_sha256(key, blob) != stored:
+            raise IndexCorruptError(
+                f"{db_path}: the stored vector of passage {chunk_id} is damaged "
+                f"(checksum mismatch): {REBUILD}"
+            )
+        yield chunk_id, blob
+
+
+def remove_stale_files(index_dir: Path, manifest: Manifest) -> None:
+    """Drop FAISS files older than the previous generation, and temp files of dead writers."""
+    keep = {manifest.faiss_file, faiss_name(manifest.generation - 1)}
+    for path in index_dir.iterdir():
+        name = path.name
+        stale_faiss = name.startswith(FAISS_PREFIX) and name.endswith(FAISS_SUFFIX)
+        if (stale_faiss and name not in keep) or (name.startswith(".") and ".tmp-" in name):
+            path.unlink(missing_ok=True)
+
+
+def repair_faiss(index_dir: Path, wait: float = 10.0) -> Manifest:
+    """Rebuild a damaged or missing FAISS file from the stored vectors (takes the write lock,
+    waiting up to ``wait`` seconds for a running build). Nothing is rebuilt when the current
+    generation's file is sound by then (a build published, or another reader repaired it)."""
+    lock = IndexLock(index_dir, timeout=wait)
+    conn = connect(index_dir / DB_NAME)
+    try:
+        with database_errors(index_dir / DB_NAME), transaction(conn):
+            manifest = read_manifest(conn, index_dir / DB_NAME)
+            if manifest is None:
+                raise NoIndexError(f"no index in {index_dir}: run `askdoc index` first")
+            if faiss_file_ok(index_dir, manifest):
+                return manifest
+            exact_below = 1 << 62 if manifest.faiss_kind == "flat" else 0
+            fresh = commit_generation(
+                conn, index_dir, manifest.model, manifest.chunking, exact_below
+            )
+            if (fresh.chunks_sha256, fresh.fts_sha256) != (
+                manifest.chunks_sha256,
+                manifest.fts_sha256,
+            ):  # the rows changed under the manifest: rebuilding would bless damage
+                raise IndexCorruptError(
+                    f"{index_dir / DB_NAME}: the passages differ from those the manifest "
+                    f"records: {REBUILD}"
+                )
+        remove_stale_files(index_dir, fresh)
+        return fresh
+    finally:
+        conn.close()
+        lock.release()
