@@ -50,3 +50,25 @@ class StubEmbedder(Embedder):
             if progress is not None:
                 progress(len(part))
         return out
+
+    def encode_passages(
+        self,
+        texts: Sequence[str],
+        spans: Sequence[Sequence[tuple[int, int]]],
+        batch_size: int = 32,
+        progress: ProgressFn | None = None,
+    ) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Passage vectors as ``encode``; each sentence gets its passage's vector plus noise."""
+        vectors = self.encode(texts, batch_size, progress)
+        return vectors, [
+            jitter(vector, len(own)) for vector, own in zip(vectors, spans, strict=True)
+        ]
+
+
+def jitter(vector: np.ndarray, count: int, seed: int = 0) -> np.ndarray:
+    """``count`` unit vectors near ``vector`` (stand-ins for its sentences' pooled vectors)."""
+    rng = np.random.default_rng(seed + int(abs(float(vector[0])) * 1e9))
+    noise = rng.standard_normal((count, vector.shape[0])).astype(np.float32)
+    noise /= np.linalg.norm(noise, axis=1, keepdims=True)
+    out = vector[None, :] + noise
+    return (out / np.linalg.norm(out, axis=1, keepdims=True)).astype(np.float32)

@@ -58,6 +58,28 @@ class FakeEmbedder(Embedder):
     ) -> np.ndarray:
         self._loaded = True
         self.encoded.extend(texts)
+        out = self._bag_of_words(texts)
+        if progress is not None:
+            progress(len(texts))
+        return out
+
+    def encode_passages(
+        self,
+        texts: Sequence[str],
+        spans: Sequence[Sequence[tuple[int, int]]],
+        batch_size: int = 32,
+        progress: ProgressFn | None = None,
+    ) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Passage vectors as ``encode``; each span's vector is its own bag of words (not
+        counted in ``encoded``: the real model pools them from the same forward pass)."""
+        vectors = self.encode(texts, batch_size, progress)
+        pooled = [
+            self._bag_of_words([text[a:b] for a, b in own])
+            for text, own in zip(texts, spans, strict=True)
+        ]
+        return vectors, pooled
+
+    def _bag_of_words(self, texts: Sequence[str]) -> np.ndarray:
         out = np.zeros((len(texts), self._dim), dtype=np.float32)
         for row, text in enumerate(texts):
             for word in text.lower().split():
@@ -67,8 +89,6 @@ class FakeEmbedder(Embedder):
                     out[row, bucket] += 1.0
             norm = np.linalg.norm(out[row])
             out[row] = out[row] / norm if norm else out[row]
-        if progress is not None:
-            progress(len(texts))
         return out
 
 

@@ -171,3 +171,17 @@ def test_rare_terms_weigh_most() -> None:
 )
 def test_titles_and_rules_are_not_answers(text: str, expected: bool) -> None:
     assert is_statement(text) is expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("The Treaty of Oakridge", False),  # a title line without a blank line after it
+        ("The history of the river dispute", False),
+        ("- flour water salt and starter", True),  # a list item can answer
+        ("The treaty was signed in Velden.", True),
+        ("the river dispute ended after many years of talks between the two valleys", True),
+    ],
+)
+def test_short_lines_without_punctuation_are_titles(text: str, expected: bool) -> None:
+    assert is_statement(text, whole_line=True) is expected

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,7 +23,7 @@ class AnswerParams:
 
     max_sentences: int = 3
     min_confidence: float = 0.5
-    margin: float = 0.12
+    margin: float = 0.15
     """Extra sentences must score within this of the best one."""
     lexical_weight: float = 0.3
     """Weight of the question's rare terms found in a sentence (idf-weighted share)."""
@@ -32,7 +32,8 @@ class AnswerParams:
     type_weight: float = 0.1
     """Bonus for a sentence holding what a why/when/how-many question asks for."""
     embed_limit: int = 12
-    """Sentences embedded per question: the best by rare-term overlap and passage rank."""
+    """Sentences embedded at question time (those without a vector pooled at index time): the
+    best by rare-term overlap and passage rank."""
     embed_chars: int = 600
     """Longer sentences are embedded by their first this-many characters."""
 
@@ -47,16 +48,24 @@ class Candidate:
     score: float
 
 
+Span = tuple[int, int]
 EmbedFn = Callable[[Sequence[str]], np.ndarray]
 DocFreqFn = Callable[[str], int]
+StoredFn = Callable[[Hit], Mapping[Span, np.ndarray]]
 
 
-def is_statement(text: str) -> bool:
-    """A sentence that can answer: at least four words, not a title or a rule of symbols."""
+def is_statement(text: str, whole_line: bool = False) -> bool:
+    """A sentence that can answer: at least four words, not a title or a rule of symbols. A
+    title is a short run of words without final punctuation, either in Title Case or alone on
+    its line (``whole_line``: "The Treaty of Oakridge" above the text it names)."""
     tokens = words(text)
     if len(tokens) < 4:
         return False
-    return not (len(tokens) <= 8 and "\n" not in text and text[-1:].isalnum() and text.istitle())
+    short = len(tokens) <= 8 and "\n" not in text and text[-1:].isalnum()
+    return not (short and (text.istitle() or (whole_line and not _BULLET.match(text))))
+
+
+_BULLET = re.compile(r"\s*(?:[-*+\u2022]\s|\d{1,3}[.)]\s)")
 
 
 _PRONOUN_START = re.compile(
@@ -111,7 +120,8 @@ def sentence_candidates(hits: Sequence[Hit]) -> list[SentenceCandidate]:
             text = chunk.text[a:b]
             context = f"{previous} {text}" if previous and _PRONOUN_START.match(text) else text
             previous = text
-            if text.strip() in headings or not is_statement(text):
+            whole_line = chunk.text[a - 1 : a] in ("", "\n") and chunk.text[b : b + 1] in ("", "\n")
+            if text.strip() in headings or not is_statement(text, whole_line):
                 continue
             line = chunk.line_start + chunk.text.count("\n", 0, a)
             out.append((number, chunk.start + a, chunk.start + b, text, line, context))
@@ -144,18 +154,29 @@ def score_sentences(
     params: AnswerParams,
     passage_scores: Sequence[float] = (),
     question: str = "",
+    stored: Sequence[Mapping[Span, np.ndarray]] = (),
 ) -> list[Candidate]:
+    """Score every candidate whose vector was pooled at index time (``stored``: per source, keyed
+    by absolute span); embed the others now, at most ``embed_limit`` of them, best first by
+    rare-term overlap and passage rank (the rest are not scored)."""
     if not candidates:
         return []
     overlap = [lexical_overlap(c[3], weights) for c in candidates]
+    vectors: dict[int, np.ndarray] = {}
+    for i, (src, a, b, *_rest) in enumerate(candidates):
+        vector = stored[src - 1].get((a, b)) if src <= len(stored) else None
+        if vector is not None:
+            vectors[i] = vector
     prior = [o + 0.2 / c[0] for o, c in zip(overlap, candidates, strict=True)]
-    order = sorted(range(len(candidates)), key=lambda i: -prior[i])[: params.embed_limit]
-    vectors = embed([candidates[i][5][: params.embed_chars] for i in order])
-    cosines = vectors @ question_vector
+    missing = [i for i in range(len(candidates)) if i not in vectors]
+    missing = sorted(missing, key=lambda i: -prior[i])[: params.embed_limit]
+    if missing:
+        fresh = embed([candidates[i][5][: params.embed_chars] for i in missing])
+        vectors.update(zip(missing, fresh, strict=True))
     scored = []
-    for i, cos in zip(order, cosines, strict=True):
+    for i in sorted(vectors):
         src, a, b, text, line, _context = candidates[i]
-        score = float(cos) + params.lexical_weight * overlap[i]
+        score = float(vectors[i] @ question_vector) + params.lexical_weight * overlap[i]
         if passage_scores:
             score += params.passage_weight * passage_scores[src - 1]
         score += params.type_weight * answer_type_bonus(question, text)
@@ -209,13 +230,16 @@ def compose(
     doc_freq: DocFreqFn,
     total_passages: int,
     params: AnswerParams = AnswerParams(),
+    stored: StoredFn | None = None,
 ) -> Answer:
-    """Build the answer for ``hits``; refuse (found=False) below the confidence threshold."""
+    """Build the answer for ``hits``; refuse (found=False) below the confidence threshold.
+    ``stored`` gives a hit's sentence vectors pooled at index time, keyed by absolute span."""
     candidates = sentence_candidates(hits)
     weights = term_weights(searched, doc_freq, total_passages)
     passage_scores = [h.dense_score if h.dense_score is not None else 0.0 for h in hits]
+    pooled = [stored(hit) for hit in hits] if stored is not None else []
     scored = score_sentences(
-        question_vector, candidates, embed, weights, params, passage_scores, question
+        question_vector, candidates, embed, weights, params, passage_scores, question, pooled
     )
     highlights: dict[int, tuple[int, int]] = {}
     for cand in scored:

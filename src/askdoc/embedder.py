@@ -120,6 +120,20 @@ def device_hint() -> str:
     return f"cuda ({', '.join(names)})"
 
 
+def _matching_offsets(
+    used: np.ndarray, ids: Sequence[int], offsets: Sequence[tuple[int, int]]
+) -> list[tuple[int, int]] | None:
+    """Character offsets of the word-pieces the model saw (``used``), from our own tokenizer's
+    encoding of the same text; None unless the ids agree. The model truncates long texts to its
+    limit keeping the final [SEP] (offsets (0, 0))."""
+    count = len(used)
+    if count == len(ids) and list(used) == list(ids):
+        return list(offsets)
+    if 1 < count < len(ids) and list(used[:-1]) == list(ids[: count - 1]):
+        return [*offsets[: count - 1], (0, 0)]
+    return None
+
+
 BATCH_OVERHEAD_TOKENS = 32
 """The fixed cost of one forward pass, in word-pieces of work: ~9 ms for an empty batch vs
 ~0.28 ms per padded word-piece on this CPU (one thread). Used to size batches."""
@@ -247,6 +261,43 @@ class Embedder:
             if progress is not None:
                 progress(len(ids))
         return out
+
+    def encode_passages(
+        self,
+        texts: Sequence[str],
+        spans: Sequence[Sequence[tuple[int, int]]],
+        batch_size: int = 32,
+        progress: ProgressFn | None = None,
+    ) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Passage vectors (exactly as ``encode`` gives them) and, from the same forward pass,
+        one vector per character span of each text: the normalized mean of the word-pieces inside
+        it (``sentence_vectors.pool``). No extra model work: the passage vector is the mean of
+        all its word-pieces. A text whose word-pieces cannot be matched to characters gets no
+        span vectors (an empty array); the answer step then embeds its sentences itself."""
+        from askdoc.sentence_vectors import pool
+
+        self.load()
+        vectors = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        pooled: list[np.ndarray] = [np.zeros((0, self.dimension), np.float32)] * len(texts)
+        for ids in self.length_batches(texts, batch_size):
+            batch = [texts[i] for i in ids]
+            outputs = self._model.encode(
+                batch, batch_size=len(ids), output_value=None, show_progress_bar=False
+            )
+            encodings = self._tokenizer.encode_batch(batch, add_special_tokens=True)
+            for i, output, encoding in zip(ids, outputs, encodings, strict=True):
+                vector = output["sentence_embedding"].float().cpu().numpy()
+                norm = float(np.linalg.norm(vector))
+                vectors[i] = vector / norm if norm > 0 else vector
+                mask = output["attention_mask"].cpu().numpy().astype(bool)
+                used = output["input_ids"].cpu().numpy()[mask]
+                offsets = _matching_offsets(used, encoding.ids, encoding.offsets)
+                if offsets is not None:
+                    tokens = output["token_embeddings"].float().cpu().numpy()[mask]
+                    pooled[i] = pool(tokens, offsets, spans[i])
+            if progress is not None:
+                progress(len(ids))
+        return vectors, pooled
 
     def length_batches(self, texts: Sequence[str], batch_size: int) -> list[list[int]]:
         """Indices of ``texts`` in batches of at most ``batch_size``, longest first.

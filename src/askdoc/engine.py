@@ -151,6 +151,7 @@ class Engine:
                 timings,
             )
             t1 = time.perf_counter()
+            dimension = self.embedder.dimension
             with reader.snapshot() as manifest:
                 answer = compose(
                     text,
@@ -161,6 +162,9 @@ class Engine:
                     lambda term: reader.term_frequency(fts_term(term)),
                     manifest.chunks,
                     self.answer_params,
+                    lambda hit: reader.sentence_vectors(
+                        hit.chunk.doc_path, hit.chunk.start, hit.chunk.end, dimension
+                    ),
                 )
             timings["answer"] = time.perf_counter() - t1
         message = "; ".join(m for m in (answer.message, notice) if m)

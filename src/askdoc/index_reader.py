@@ -29,7 +29,9 @@ from askdoc.integrity import (
     document_row_sha256,
     fts_digest,
     translate,
+    vector_sha256,
 )
+from askdoc.sentence_vectors import unpack
 from askdoc.store import (
     DocumentRecord,
     Manifest,
@@ -240,6 +242,33 @@ class IndexReader:
         if stored.doc_id != doc_id or stored.chunk.ordinal != ordinal:
             raise damaged(self.db_path, "a passage index is damaged")
         return stored
+
+    def sentence_vectors(
+        self, path: str, start: int, end: int, dimension: int
+    ) -> dict[tuple[int, int], np.ndarray]:
+        """Sentence vectors pooled at index time for the passages of ``path`` overlapping
+        ``[start, end)``, keyed by absolute span; every row checked against its checksum."""
+        with database_errors(self.db_path):
+            rows = self.conn.execute(
+                f"SELECT {_COLUMNS}, s.hash, s.data, s.sha256 {_FROM} "
+                "JOIN sentences s ON s.hash = c.text_hash "
+                'WHERE d.path = ? AND c.start < ? AND c."end" > ? ORDER BY c.id',
+                (path, end, start),
+            ).fetchall()
+        out: dict[tuple[int, int], np.ndarray] = {}
+        for row in rows:
+            stored = self._checked(row[:17])
+            key, blob, sha = row[17:]
+            problem = f"the sentence vectors of passage {stored.id} are damaged"
+            if key != row[10] or vector_sha256(key, blob) != sha:
+                raise damaged(self.db_path, problem)
+            try:
+                spans, vectors = unpack(blob, dimension)
+            except ValueError:
+                raise damaged(self.db_path, problem) from None
+            for (a, b), vector in zip(spans, vectors, strict=True):
+                out.setdefault((stored.chunk.start + a, stored.chunk.start + b), vector)
+        return out
 
     def _checked(self, row: tuple[Any, ...]) -> StoredChunk:
         cid, doc_id, ordinal, start, end, line_start, line_end, page, heading, text = row[:10]

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from askdoc import readers, staging
 from askdoc.chunking import ChunkSettings
 from askdoc.config import Settings
@@ -27,6 +29,7 @@ from askdoc.errors import CorpusError, IndexMismatchError, ReadError
 from askdoc.generations import commit_generation, remove_stale_files
 from askdoc.integrity import database_errors, seal
 from askdoc.isolation import WorkerConfig, isolated_reader
+from askdoc.sentence_vectors import encode_packed
 from askdoc.store import (
     DB_NAME,
     DocumentRecord,
@@ -40,6 +43,9 @@ from askdoc.store import (
 
 CHUNKER_VERSION = 2
 EMBED_GROUP = staging.EMBED_GROUP
+POOL_SLICE = 512
+"""Passages encoded at a time inside a group: their sentence vectors are packed (int8) before
+the next slice, so float32 sentence vectors never pile up for a whole group."""
 
 Progress = Callable[[str, int, int], None]
 """progress(stage, done, total): stage is "read" or "embed"."""
@@ -306,10 +312,16 @@ class Indexer:
             if progress:
                 progress("embed", done, total)
 
+        batch = self.settings.batch_size
         for group in staging.pending_groups(conn):
-            texts = [t for _, t in group]
-            vectors = self.embedder.encode(texts, self.settings.batch_size, advance)
-            staging.store_vectors(conn, [h for h, _ in group], vectors)
+            parts: list[np.ndarray] = []
+            blobs: list[bytes] = []
+            for begin in range(0, len(group), POOL_SLICE):
+                part = group[begin : begin + POOL_SLICE]
+                vectors, packed = encode_packed(self.embedder, part, batch, advance)
+                parts.append(vectors)
+                blobs.extend(packed)
+            staging.store_vectors(conn, [h for h, _, _ in group], np.concatenate(parts), blobs)
         return total
 
     def _publish(
@@ -340,6 +352,7 @@ class Indexer:
                 staging.delete_document(conn, path)
             staging.promote_staged(conn)
             conn.execute("DELETE FROM vectors WHERE hash NOT IN (SELECT text_hash FROM chunks)")
+            conn.execute("DELETE FROM sentences WHERE hash NOT IN (SELECT text_hash FROM chunks)")
             manifest = commit_generation(
                 conn, self.settings.index, model, chunking, self.settings.exact_below
             )

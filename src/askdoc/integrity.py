@@ -7,7 +7,8 @@ Every row that is ever served carries a sha256 of its fields, computed when the 
 - ``documents.content_sha256``: file hash, kind, text, headings, pages, notes;
   ``documents.row_sha256``: id, path, size, mtime and ``content_sha256``;
 - ``chunks.row_sha256``: every column of the passage, its id included;
-- ``vectors.sha256``: the vector's key and bytes (checked whenever a FAISS file is built).
+- ``vectors.sha256``: the vector's key and bytes (checked whenever a FAISS file is built);
+- ``sentences.sha256``: the key and the sentence-vector blob (checked when an answer uses it).
 
 The manifest carries its own checksum (``meta.manifest_sha256``), a digest of every passage
 checksum (``chunks_sha256``) and a digest of the full-text index (``fts_sha256``).

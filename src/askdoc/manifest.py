@@ -13,8 +13,9 @@ from typing import Any
 from askdoc.errors import IndexCorruptError, IndexMismatchError
 from askdoc.integrity import DB_ERRORS, REBUILD, translate
 
-FORMAT_VERSION = 2
-"""2: per-row checksums, manifest checksum, passage and full-text digests."""
+FORMAT_VERSION = 3
+"""2: per-row checksums, manifest checksum, passage and full-text digests.
+3: sentence vectors pooled at index time (the ``sentences`` table)."""
 
 
 @dataclass(frozen=True)

@@ -116,55 +116,74 @@ def _staged_paths(conn: sqlite3.Connection) -> list[str]:
     return [r[0] for r in conn.execute("SELECT path FROM staged_documents ORDER BY path")]
 
 
-def _passages(conn: sqlite3.Connection, path: str) -> Iterator[tuple[str, str]]:
-    """(hash, text to embed) of one staged document's passages."""
+def _passages(conn: sqlite3.Connection, path: str) -> Iterator[tuple[str, str, int]]:
+    """(hash, text to embed, where the passage body starts in it) of one staged document's
+    passages (the heading line comes first, as context)."""
     text, raw = conn.execute(
         "SELECT text, chunks FROM staged_documents WHERE path = ?", (path,)
     ).fetchone()
     for _ordinal, start, end, _ls, _le, _page, heading, digest in json.loads(raw):
         body = text[start:end]
-        yield digest, (f"{heading}\n{body}" if heading else body)
+        yield (
+            digest,
+            (f"{heading}\n{body}" if heading else body),
+            len(heading) + 1 if heading else 0,
+        )
 
 
 def collect_pending(conn: sqlite3.Connection, refresh: bool) -> int:
     """Fill ``temp.pending`` with each distinct staged passage lacking a stored vector (every one
     when ``refresh``), one document at a time; returns how many there are."""
-    conn.execute("CREATE TEMP TABLE IF NOT EXISTS pending(hash TEXT PRIMARY KEY, text TEXT)")
+    conn.execute(
+        "CREATE TEMP TABLE IF NOT EXISTS pending(hash TEXT PRIMARY KEY, text TEXT, body INTEGER)"
+    )
     conn.execute("DELETE FROM temp.pending")
     for path in _staged_paths(conn):
         conn.executemany(
-            "INSERT OR IGNORE INTO temp.pending(hash, text) VALUES (?, ?)", _passages(conn, path)
+            "INSERT OR IGNORE INTO temp.pending(hash, text, body) VALUES (?, ?, ?)",
+            _passages(conn, path),
         )
     if not refresh:
         conn.execute("DELETE FROM temp.pending WHERE hash IN (SELECT hash FROM main.vectors)")
     return int(conn.execute("SELECT count(*) FROM temp.pending").fetchone()[0])
 
 
-def pending_groups(conn: sqlite3.Connection) -> Iterator[list[tuple[str, str]]]:
-    """``temp.pending`` in groups of EMBED_GROUP (hash, text), in insertion order."""
+def pending_groups(conn: sqlite3.Connection) -> Iterator[list[tuple[str, str, int]]]:
+    """``temp.pending`` in groups of EMBED_GROUP (hash, text, body start), in insertion order."""
     last = 0
     while True:
         rows = conn.execute(
-            "SELECT rowid, hash, text FROM temp.pending WHERE rowid > ? ORDER BY rowid LIMIT ?",
+            "SELECT rowid, hash, text, body FROM temp.pending WHERE rowid > ? "
+            "ORDER BY rowid LIMIT ?",
             (last, EMBED_GROUP),
         ).fetchall()
         if not rows:
             conn.execute("DELETE FROM temp.pending")
             return
         last = rows[-1][0]
-        yield [(h, t) for _, h, t in rows]
+        yield [(h, t, b) for _, h, t, b in rows]
 
 
-def store_vectors(conn: sqlite3.Connection, hashes: list[str], vectors: np.ndarray) -> None:
-    """Store one group of vectors with their checksums (own commit: a killed build keeps them)."""
+def store_vectors(
+    conn: sqlite3.Connection, hashes: list[str], vectors: np.ndarray, sentences: list[bytes]
+) -> None:
+    """Store one group of passage vectors and sentence-vector blobs (``sentence_vectors.pack``,
+    spans relative to the passage body) with their checksums, in one commit of its own: a
+    killed build keeps them."""
     data = np.ascontiguousarray(vectors, dtype=np.float32)
     rows = []
     for i, key in enumerate(hashes):
         blob = data[i].tobytes()
         rows.append((key, blob, vector_sha256(key, blob)))
+    pooled = [
+        (key, blob, vector_sha256(key, blob)) for key, blob in zip(hashes, sentences, strict=True)
+    ]
     with transaction(conn):
         conn.executemany(
             "INSERT OR REPLACE INTO vectors(hash, vector, sha256) VALUES (?, ?, ?)", rows
+        )
+        conn.executemany(
+            "INSERT OR REPLACE INTO sentences(hash, data, sha256) VALUES (?, ?, ?)", pooled
         )
 
 

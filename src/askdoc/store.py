@@ -3,7 +3,8 @@ file rebuilt from the stored vectors. The only module that imports faiss (lazily
 
 Layout of ``index/``::
 
-    askdoc.sqlite3           documents, chunks (+ FTS5), vectors, manifest (meta table)
+    askdoc.sqlite3           documents, chunks (+ FTS5), vectors, sentence vectors,
+                             manifest (meta table)
     vectors-<generation>.faiss  derived from the vectors; its sha256 is in the manifest
     .lock                    flock held by the one writer
 
@@ -70,6 +71,8 @@ CREATE INDEX IF NOT EXISTS chunks_doc ON chunks(doc_id);
 CREATE INDEX IF NOT EXISTS chunks_hash ON chunks(text_hash);
 CREATE TABLE IF NOT EXISTS vectors(
     hash TEXT PRIMARY KEY, vector BLOB NOT NULL, sha256 TEXT NOT NULL DEFAULT '');
+CREATE TABLE IF NOT EXISTS sentences(
+    hash TEXT PRIMARY KEY, data BLOB NOT NULL, sha256 TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS documents_unsealed ON documents(id) WHERE row_sha256 = '';
 CREATE INDEX IF NOT EXISTS chunks_unsealed ON chunks(id) WHERE row_sha256 = '';
 CREATE INDEX IF NOT EXISTS vectors_unsealed ON vectors(hash) WHERE sha256 = '';

@@ -28,6 +28,7 @@ from askdoc.integrity import (
     translate,
     vector_sha256,
 )
+from askdoc.sentence_vectors import unpack
 from askdoc.store import (
     DB_NAME,
     FAISS_PREFIX,
@@ -108,7 +109,7 @@ def _verify_snapshot(conn: sqlite3.Connection, index_dir: Path) -> list[str]:
         return [f"{DB_NAME}: index format {manifest.format_version}, not {FORMAT_VERSION}"]
     problems = _check_faiss(conn, index_dir, manifest)
     dimension = int(manifest.model.get("dimension", 0))
-    for check in (_check_documents, _check_chunks, _check_vectors, _check_fts):
+    for check in (_check_documents, _check_chunks, _check_vectors, _check_sentences, _check_fts):
         problems.extend(check(conn, manifest, dimension))
     return problems
 
@@ -200,6 +201,34 @@ def _check_vectors(conn: sqlite3.Connection, _manifest: Manifest, dimension: int
     )
     if count:
         problems.append(f"{DB_NAME}: {count} vectors fail their checksum or size")
+    return problems
+
+
+def _check_sentences(conn: sqlite3.Connection, _manifest: Manifest, dimension: int) -> list[str]:
+    missing = conn.execute(
+        "SELECT count(*) FROM chunks c LEFT JOIN sentences s ON s.hash = c.text_hash "
+        "WHERE s.hash IS NULL"
+    ).fetchone()[0]
+    problems = [f"{DB_NAME}: {missing} passages have no sentence vectors"] if missing else []
+
+    def bad(row: tuple[Any, ...]) -> bool:
+        key, blob, sha = row
+        if vector_sha256(key, blob) != sha:
+            return True
+        try:
+            unpack(blob, dimension)
+        except ValueError:
+            return True
+        return False
+
+    count, _first = _count_bad(
+        conn.execute(
+            "SELECT hash, data, sha256 FROM sentences WHERE hash IN (SELECT text_hash FROM chunks)"
+        ),
+        bad,
+    )
+    if count:
+        problems.append(f"{DB_NAME}: {count} passages' sentence vectors fail their checksum")
     return problems
 
 

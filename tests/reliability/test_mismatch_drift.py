@@ -18,7 +18,7 @@ from askdoc.config import Settings
 from askdoc.engine import Engine
 from askdoc.errors import IndexMismatchError
 from askdoc.index_reader import IndexReader
-from askdoc.manifest import manifest_checksum
+from askdoc.manifest import FORMAT_VERSION, manifest_checksum
 from askdoc.store import DB_NAME
 from askdoc.verify import verify_index
 from tests.conftest import SAMPLE_CORPUS, FakeEmbedder
@@ -78,10 +78,11 @@ def test_other_format_is_refused_then_replaced(settings: Settings) -> None:
     )
     conn.commit()
     conn.close()
-    with pytest.raises(IndexMismatchError, match=f"index format 1, this askdoc reads 2: {FIX}"):
+    expected = f"index format 1, this askdoc reads {FORMAT_VERSION}: {FIX}"
+    with pytest.raises(IndexMismatchError, match=expected):
         IndexReader(settings.index, *fake_identity(settings))
     report = Engine(settings, FakeEmbedder()).build()
-    assert report.full and "index format 1 replaced by 2" in report.notes
+    assert report.full and f"index format 1 replaced by {FORMAT_VERSION}" in report.notes
     assert Engine(settings, FakeEmbedder()).ask(QUESTION).sources
 
 

@@ -1,0 +1,118 @@
+"""Sentence vectors made at index time from each passage's own forward pass ("late pooling").
+
+The model turns a passage into one vector per word-piece and averages them into the passage's
+vector. Averaging only the word-pieces of one sentence gives that sentence a vector *in the
+context of its passage* at no extra model cost, so the answer step scores every candidate sentence
+without running the model at question time. Measured with ``askdoc eval`` (docs/evaluation.md):
+these vectors also choose better sentences than embedding each sentence on its own.
+
+Stored per passage text (keyed like the passage vector) as one blob: the sentence spans relative
+to the passage text, and the vectors as int8 with one float32 scale each (~390 bytes a sentence;
+cosine error below 0.002).
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from askdoc.chunking import split_sentences
+
+if TYPE_CHECKING:
+    from askdoc.embedder import Embedder
+
+Span = tuple[int, int]
+_HEADER = struct.Struct("<II")  # sentence count, dimension
+
+
+def body_spans(text: str, body: int) -> list[Span]:
+    """Sentence spans of the passage body ``text[body:]`` (after the heading line the model sees
+    as context), in ``text`` coordinates. The answer step splits passages the same way."""
+    return split_sentences(text, body)
+
+
+def pool(
+    tokens: np.ndarray, offsets: Sequence[tuple[int, int]], spans: Sequence[Span]
+) -> np.ndarray:
+    """Normalized mean of the word-piece vectors inside each span: (len(spans), dimension).
+
+    ``tokens`` are the model's word-piece vectors of one text, special tokens included (their
+    offsets are (0, 0)). A span with no word-piece of its own (none fully inside) takes the ones
+    that overlap it; one with none at all takes the whole text's mean."""
+    dim = tokens.shape[1]
+    out = np.zeros((len(spans), dim), dtype=np.float32)
+    if not len(spans):
+        return out
+    starts = np.fromiter((o[0] for o in offsets), dtype=np.int64, count=len(offsets))
+    ends = np.fromiter((o[1] for o in offsets), dtype=np.int64, count=len(offsets))
+    real = ends > starts
+    for i, (a, b) in enumerate(spans):
+        inside = real & (starts >= a) & (ends <= b)
+        if not inside.any():
+            inside = real & (starts < b) & (ends > a)
+        vector = tokens[inside].mean(axis=0) if inside.any() else tokens.mean(axis=0)
+        norm = float(np.linalg.norm(vector))
+        out[i] = vector / norm if norm > 0 else vector
+    return out
+
+
+def pack(spans: Sequence[Span], vectors: np.ndarray) -> bytes:
+    """One passage's sentence spans and vectors as a blob (int8 with a scale per vector)."""
+    count = len(spans)
+    if not count:
+        return _HEADER.pack(0, 0)
+    data = np.asarray(vectors, dtype=np.float32).reshape(count, -1)
+    dim = data.shape[1]
+    scales = np.abs(data).max(axis=1) / 127.0
+    scales = np.where(scales > 0, scales, 1.0).astype("<f4")
+    quantized = np.clip(np.rint(data / scales[:, None]), -127, 127).astype(np.int8)
+    return b"".join(
+        (
+            _HEADER.pack(count, dim),
+            np.asarray(spans, dtype="<u4").reshape(count, 2).tobytes(),
+            scales.tobytes(),
+            quantized.tobytes(),
+        )
+    )
+
+
+def unpack(blob: bytes, dimension: int) -> tuple[list[Span], np.ndarray]:
+    """(spans, normalized float32 vectors) from ``pack``; ValueError when the blob is malformed."""
+    if len(blob) < _HEADER.size:
+        raise ValueError("sentence vectors: blob too short")
+    count, dim = _HEADER.unpack_from(blob)
+    if count and dim != dimension:
+        raise ValueError(f"sentence vectors: dimension {dim}, not {dimension}")
+    if len(blob) != _HEADER.size + count * (8 + 4 + dim):
+        raise ValueError("sentence vectors: wrong blob size")
+    pos = _HEADER.size
+    spans = np.frombuffer(blob, dtype="<u4", count=count * 2, offset=pos).reshape(count, 2)
+    pos += count * 8
+    scales = np.frombuffer(blob, dtype="<f4", count=count, offset=pos)
+    pos += count * 4
+    quantized = np.frombuffer(blob, dtype=np.int8, count=count * dim, offset=pos)
+    vectors = quantized.reshape(count, dim).astype(np.float32) * scales[:, None]
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    vectors = np.divide(vectors, norms, out=np.zeros_like(vectors), where=norms > 0)
+    return [(int(a), int(b)) for a, b in spans], vectors
+
+
+def encode_packed(
+    embedder: Embedder,
+    passages: Sequence[tuple[str, str, int]],
+    batch_size: int,
+    progress: Callable[[int], None] | None = None,
+) -> tuple[np.ndarray, list[bytes]]:
+    """Passage vectors and packed sentence vectors (spans relative to the passage body) for
+    (hash, text to embed, where the body starts) triples, from one forward pass each."""
+    texts = [text for _, text, _ in passages]
+    spans = [body_spans(text, body) for _, text, body in passages]
+    vectors, pooled = embedder.encode_passages(texts, spans, batch_size, progress)
+    blobs = [
+        pack([(a - body, b - body) for a, b in own][: len(vectors_of)], vectors_of)
+        for (_, _, body), own, vectors_of in zip(passages, spans, pooled, strict=True)
+    ]
+    return vectors, blobs
