@@ -240,3 +240,21 @@ def test_citations_are_verbatim(fake_engine: Engine) -> None:
             assert doc.text[sentence.start : sentence.end] == sentence.text
             assert source.start <= sentence.start and sentence.end <= source.end
             assert doc.line_at(sentence.start) == sentence.line
+
+
+def test_nested_snapshots_read_one_generation(fake_engine: Engine, settings: Settings) -> None:
+    """A question reads one version of the index even when a build publishes mid-way."""
+    fake_engine.build()
+    reader = fake_engine.open_index()
+    with reader.snapshot() as outer:
+        (settings.corpus / "penguins.txt").write_text(EXTRA, encoding="utf-8")
+        Engine(settings, FakeEmbedder()).build()  # another process publishes a new generation
+        with reader.snapshot() as inner:
+            assert inner.generation == outer.generation
+            assert reader.lexical('"penguins"', 5) == []
+    with reader.snapshot() as after:
+        assert after.generation > outer.generation
+        assert reader.lexical('"penguins"', 5)
+    assert (
+        fake_engine.ask("Where do emperor penguins breed?").sources[0].path.endswith("penguins.txt")
+    )

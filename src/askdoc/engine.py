@@ -138,21 +138,21 @@ class Engine:
             reader = self.open_index()
             self.embedder.load()
             timings: dict[str, float] = {}
+            dimension = self.embedder.dimension
             t0 = time.perf_counter()
             vector = self.embedder.encode_query(searched)
             timings["embed"] = time.perf_counter() - t0
-            hits = search(
-                reader,
-                vector,
-                searched,
-                k or self.settings.top_k,
-                mode or self.settings.mode,
-                self.fusion,
-                timings,
-            )
-            t1 = time.perf_counter()
-            dimension = self.embedder.dimension
-            with reader.snapshot() as manifest:
+            with reader.snapshot() as manifest:  # one version of the index for the whole answer
+                hits = search(
+                    reader,
+                    vector,
+                    searched,
+                    k or self.settings.top_k,
+                    mode or self.settings.mode,
+                    self.fusion,
+                    timings,
+                )
+                t1 = time.perf_counter()
                 answer = compose(
                     text,
                     searched,

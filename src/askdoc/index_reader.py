@@ -84,6 +84,7 @@ class IndexReader:
         self._chunking = chunking
         self._repair = repair
         self.conn = connect(self.db_path)
+        self._depth = 0
         self._faiss: Any = None
         self.manifest: Manifest | None = None
         try:
@@ -98,6 +99,15 @@ class IndexReader:
 
     @contextmanager
     def snapshot(self) -> Iterator[Manifest]:
+        """One read transaction on the current generation. Nested calls join the open one, so a
+        whole question (search, sentence vectors, term frequencies) reads one version."""
+        if self._depth and self.manifest is not None:
+            self._depth += 1
+            try:
+                yield self.manifest
+            finally:
+                self._depth -= 1
+            return
         missing: int | None = None
         for _attempt in range(6):
             with database_errors(self.db_path):
@@ -118,6 +128,7 @@ class IndexReader:
             except BaseException:
                 self._end("ROLLBACK")
                 raise
+            self._depth = 1
             try:
                 yield manifest
             except sqlite3.ProgrammingError:
@@ -125,6 +136,7 @@ class IndexReader:
             except DB_ERRORS as exc:
                 raise translate(exc, self.db_path) from None
             finally:
+                self._depth = 0
                 self._end("COMMIT")
             return
         raise IndexCorruptError(f"{self.index_dir}: the FAISS file cannot be loaded: {REBUILD}")
