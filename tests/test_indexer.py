@@ -258,3 +258,14 @@ def test_nested_snapshots_read_one_generation(fake_engine: Engine, settings: Set
     assert (
         fake_engine.ask("Where do emperor penguins breed?").sources[0].path.endswith("penguins.txt")
     )
+
+
+def test_build_says_when_it_loads_the_model(settings: Settings) -> None:
+    stages: list[tuple[str, int, int]] = []
+    Engine(settings, FakeEmbedder()).build(progress=lambda *step: stages.append(step))
+    first_embedded = next(i for i, (s, done, _t) in enumerate(stages) if s == "embed" and done)
+    assert stages.index(("model", 0, 1)) < stages.index(("model", 1, 1)) < first_embedded
+    stages.clear()
+    idle = FakeEmbedder()
+    Engine(settings, idle).build(progress=lambda *step: stages.append(step))
+    assert not idle.loaded and all(stage != "model" for stage, _d, _t in stages)

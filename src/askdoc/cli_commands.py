@@ -42,7 +42,11 @@ def build_progress(enabled: bool) -> Iterator[Progress | None]:
         transient=True,
     )
     tasks: dict[str, Any] = {}
-    labels = {"read": "reading documents", "embed": "embedding passages"}
+    labels = {
+        "read": "reading documents",
+        "model": "loading the model",
+        "embed": "embedding passages",
+    }
 
     def update(stage: str, done: int, total: int) -> None:
         if stage not in tasks:

@@ -122,7 +122,12 @@ def progress_bars(enabled: bool) -> Iterator[Callable[[str, int, int], None] | N
         console=Console(stderr=True),
         transient=True,
     )
-    labels = {"write": "writing documents", "read": "reading documents", "embed": "embedding"}
+    labels = {
+        "write": "writing documents",
+        "read": "reading documents",
+        "model": "loading the model",
+        "embed": "embedding",
+    }
     tasks: dict[str, Any] = {}
 
     def update(stage: str, done: int, total: int) -> None:

@@ -304,6 +304,12 @@ class Indexer:
             progress("embed", 0, total)
         if not total:
             return 0
+        if not self.embedder.loaded:  # ~10 s the first time: say so rather than sit at 0%
+            if progress:
+                progress("model", 0, 1)
+            self.embedder.load()
+            if progress:
+                progress("model", 1, 1)
         self.embedder.set_threads(self.settings.index_threads)
 
         def advance(n: int) -> None:

@@ -35,7 +35,7 @@ from askdoc.tui.widgets import (
 if TYPE_CHECKING:
     from askdoc.engine import Engine
 
-STAGES = {"read": "reading documents", "embed": "embedding passages"}
+STAGES = {"read": "reading documents", "model": "loading the model", "embed": "embedding passages"}
 CHAT_ONLY = {"focus_citations", "rebuild", "export", "clear", "toggle_scores", "focus_input"}
 """Actions hidden (and off) while the source viewer is open."""
 

@@ -41,7 +41,7 @@ class Answered(Message):
 
 @dataclass
 class BuildProgress(Message):
-    """A build reports progress: stage is "read" or "embed"."""
+    """A build reports progress: stage is "read", "model" or "embed"."""
 
     stage: str
     done: int
