@@ -269,3 +269,16 @@ def test_build_says_when_it_loads_the_model(settings: Settings) -> None:
     idle = FakeEmbedder()
     Engine(settings, idle).build(progress=lambda *step: stages.append(step))
     assert not idle.loaded and all(stage != "model" for stage, _d, _t in stages)
+
+
+def test_term_frequencies_follow_the_generation(fake_engine: Engine, settings: Settings) -> None:
+    fake_engine.build()
+    reader = fake_engine.open_index()
+    with reader.snapshot():
+        assert reader.term_frequency('"penguins"') == 0
+        assert reader.term_frequency('"penguins"') == 0  # remembered
+    (settings.corpus / "penguins.txt").write_text(EXTRA, encoding="utf-8")
+    fake_engine.build()
+    with reader.snapshot():
+        assert reader.term_frequency('"penguins"') == 1
+        assert reader.term_frequency('"penguin"') == 1  # porter stem, as FTS5 indexed it

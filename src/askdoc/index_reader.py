@@ -50,6 +50,8 @@ _COLUMNS = (
     "c.text, c.text_hash, c.row_sha256, d.path, d.size, d.mtime, d.content_sha256, d.row_sha256"
 )
 _FROM = "FROM chunks c JOIN documents d ON d.id = c.doc_id"
+DOC_FREQ_CACHE = 50_000
+"""Document frequencies remembered per generation (then the memory starts afresh)."""
 
 
 class _Missing(Exception):
@@ -85,6 +87,7 @@ class IndexReader:
         self._repair = repair
         self.conn = connect(self.db_path)
         self._depth = 0
+        self._doc_freq: dict[str, int] = {}
         self._faiss: Any = None
         self.manifest: Manifest | None = None
         try:
@@ -164,6 +167,7 @@ class IndexReader:
                 check_compatible(manifest, self._model, self._chunking, self.index_dir)
                 self._check_tables(manifest)
                 self._faiss = self._load_faiss(manifest)
+                self._doc_freq.clear()
                 self.manifest = manifest
         return manifest
 
@@ -215,11 +219,18 @@ class IndexReader:
         return [(int(r[0]), -float(r[1])) for r in rows]
 
     def term_frequency(self, fts_term: str) -> int:
-        """How many passages contain the (quoted) term, after stemming."""
+        """How many passages contain the (quoted) term, after stemming. Remembered until the
+        generation changes (retrieval and the answer step both ask for a question's terms)."""
+        known = self._doc_freq.get(fts_term)
+        if known is not None:
+            return known
         with database_errors(self.db_path):
             row = self.conn.execute(
                 "SELECT count(*) FROM chunks_fts WHERE chunks_fts MATCH ?", (fts_term,)
             ).fetchone()
+        if len(self._doc_freq) >= DOC_FREQ_CACHE:
+            self._doc_freq.clear()
+        self._doc_freq[fts_term] = int(row[0])
         return int(row[0])
 
     def chunks(self, ids: Iterable[int]) -> dict[int, StoredChunk]:
