@@ -1,14 +1,33 @@
-"""Rank fusion, diversity, passage merging and FTS5 query building (pure + real SQLite)."""
+"""Rank fusion, diversity, passage merging and FTS5 query building (pure + real SQLite), and
+leaving common terms out of the lexical query (on a real index)."""
 
 from __future__ import annotations
 
+import random
+import re
 import sqlite3
+from collections.abc import Iterator
+from dataclasses import replace
 
 import pytest
 
-from askdoc.retrieval import FusionParams, diversify, fuse, merge, overlaps
-from askdoc.text import build_fts_query, content_terms
+from askdoc.config import Settings
+from askdoc.engine import Engine
+from askdoc.index_reader import IndexReader
+from askdoc.retrieval import (
+    BM25_K1,
+    FusionParams,
+    bm25_idf,
+    diversify,
+    fuse,
+    lexical_search,
+    merge,
+    overlaps,
+    search,
+)
+from askdoc.text import build_fts_query, content_terms, fts_query, fts_term, rare_terms
 from askdoc.types import Chunk, StoredChunk
+from tests.conftest import FakeEmbedder
 
 
 def test_fuse_rewards_agreement() -> None:
@@ -143,3 +162,193 @@ def test_fts_query_finds_the_words(fts: sqlite3.Connection) -> None:
     query = build_fts_query("what is the SECRET word?")
     rows = fts.execute("SELECT rowid FROM t WHERE t MATCH ?", (query,)).fetchall()
     assert rows == [(1,)]
+
+
+def test_rare_terms_keeps_the_rare_and_the_two_rarest() -> None:
+    terms = ["alpha", "beta", "gamma", "delta"]
+    # 100 passages, limit 5%: only "delta" is rare enough; "gamma" is the second rarest
+    assert rare_terms(terms, [50, 90, 8, 3], 100, 0.05) == ["gamma", "delta"]
+    assert rare_terms(terms, [50, 90, 8, 3], 100, 0.10) == ["gamma", "delta"]
+    assert rare_terms(terms, [5, 90, 8, 3], 100, 0.05) == ["alpha", "delta"]  # 5 <= 5%
+    assert rare_terms(terms, [4, 90, 5, 3], 100, 0.05) == ["alpha", "gamma", "delta"]
+    assert rare_terms(terms, [60, 90, 70, 80], 100, 0.05) == ["alpha", "gamma"]  # all common
+    assert rare_terms(terms, [50, 90, 8, 3], 100, 1.0) == terms  # 1.0: nothing is common
+
+
+def test_rare_terms_ties_absent_terms_and_short_questions() -> None:
+    assert rare_terms(["a1", "b2", "c3"], [40, 40, 40], 100, 0.05) == ["a1", "b2"]  # ties: order
+    # a term found nowhere matches nothing: never rare, and not counted among the rarest
+    assert rare_terms(["a1", "b2", "c3"], [0, 40, 90], 100, 0.05) == ["b2", "c3"]
+    assert rare_terms(["a1", "b2", "c3"], [0, 0, 0], 100, 0.05) == []
+    assert rare_terms(["a1", "b2"], [90, 95], 100, 0.05) == ["a1", "b2"]  # <= 2 terms: all
+    assert rare_terms(["a1"], [0], 100, 0.05) == ["a1"]
+    assert rare_terms([], [], 100, 0.05) == []
+
+
+def _passage(n: int) -> str:
+    words = ["widget"]  # in all 40 passages
+    words += ["manual"] if n < 30 else []  # 30
+    words += ["configure"] if n < 20 else []  # 20
+    words += ["gearbox"] if n < 4 else []  # 4
+    words += ["lever"] * (1 + n % 3) if n % 5 == 0 else []  # 8, repeated 1-3 times
+    words += {7: ["frobnicator"], 9: ["zeppelin"], 10: ["deployed"], 11: ["deploying"]}.get(n, [])
+    words += {12: ["deployment"], 13: ["deployments"], 14: ["deploys"]}.get(n, [])
+    filler = " and some more words" * (n % 4)  # passages of different lengths
+    return f"Note {n} is about the {' and the '.join(words)}{filler}.\n"
+
+
+@pytest.fixture(scope="module")
+def common_index(tmp_path_factory: pytest.TempPathFactory) -> Iterator[IndexReader]:
+    """A real index of 40 one-passage documents with known document frequencies."""
+    root = tmp_path_factory.mktemp("common")
+    corpus = root / "corpus"
+    corpus.mkdir()
+    for n in range(40):
+        (corpus / f"note{n:02d}.txt").write_text(_passage(n), encoding="utf-8")
+    engine = Engine(replace(Settings(), corpus=corpus, index=root / "index"), FakeEmbedder())
+    engine.build()
+    reader = engine.open_index()
+    assert reader.manifest is not None and reader.manifest.chunks == 40
+    yield reader
+    engine.close()
+
+
+class Recording:
+    """An IndexReader that records the FTS5 queries it runs."""
+
+    def __init__(self, reader: IndexReader) -> None:
+        self.reader = reader
+        self.queries: list[str] = []
+
+    def term_frequency(self, fts_term: str) -> int:
+        return self.reader.term_frequency(fts_term)
+
+    def lexical(self, fts_query: str, k: int) -> list[tuple[int, float]]:
+        self.queries.append(fts_query)
+        return self.reader.lexical(fts_query, k)
+
+
+def _search(reader: IndexReader, text: str, k: int, fraction: float = 0.05) -> Recording:
+    """lexical_search, checked against the plain query over every term (same ranking)."""
+    recording = Recording(reader)
+    with reader.snapshot() as manifest:
+        got = lexical_search(recording, text, manifest.chunks, k, fraction)  # type: ignore[arg-type]
+        plain = reader.lexical(build_fts_query(text), k)
+    assert [cid for cid, _ in got] == [cid for cid, _ in plain]
+    assert [score for _, score in got] == pytest.approx([score for _, score in plain])
+    return recording
+
+
+QUESTIONS = [
+    "How do I configure the widget gearbox with the frobnicator?",
+    "widget manual configure",
+    "the widget manual: how to configure it?",
+    "frobnicator zeppelin gearbox",
+    "lever gearbox manual widget",
+    "configure the lever of the manual widget",
+    "deployed widget deployment lever",
+    "widget zeppelin qwertyuiop",
+    "widget manual",
+]
+
+
+@pytest.mark.parametrize("k", [1, 3, 5, 10, 50])
+@pytest.mark.parametrize("fraction", [0.02, 0.05, 0.2, 0.6, 1.0])
+def test_lexical_search_ranks_as_the_plain_query(
+    common_index: IndexReader, k: int, fraction: float
+) -> None:
+    for question in QUESTIONS:
+        _search(common_index, question, k, fraction)
+
+
+def test_lexical_search_ranks_as_the_plain_query_random(common_index: IndexReader) -> None:
+    vocabulary = "widget manual configure gearbox lever frobnicator zeppelin deployed deployment "
+    vocabulary += "note words more about 7 12 33 qwertyuiop"
+    rng = random.Random(11)
+    answered_first = 0
+    for _ in range(300):
+        question = " ".join(rng.sample(vocabulary.split(), rng.randint(3, 7)))
+        recording = _search(common_index, question, rng.choice([1, 2, 3, 5, 10]), 0.05)
+        answered_first += len(recording.queries) == 2  # the bound held: no plain query
+    assert answered_first > 50
+
+
+def test_common_terms_are_left_to_the_bound(common_index: IndexReader) -> None:
+    # dfs: configure 20, widget 40, gearbox 4, frobnicator 1 of 40; 5% = 2 passages. The
+    # rarest two are searched first; widget and configure (idf ~0) cannot reach the top 3.
+    question = "How do I configure the widget gearbox with the frobnicator?"
+    rare, common = fts_query(["gearbox", "frobnicator"]), fts_query(["configure", "widget"])
+    assert _search(common_index, question, 3).queries == [
+        f"({rare}) AND ({common})",
+        f"({rare}) NOT ({common})",
+    ]
+    # only 2 passages have a rare term: the 5 best need the plain query
+    rare, common = fts_query(["frobnicator", "zeppelin"]), fts_query(["gearbox"])
+    assert _search(common_index, "frobnicator zeppelin gearbox", 5).queries == [
+        f"({rare}) AND ({common})",
+        f"({rare}) NOT ({common})",
+        build_fts_query("frobnicator zeppelin gearbox"),
+    ]
+    # 1.0: nothing is common; two terms: both are rare
+    assert _search(common_index, question, 3, 1.0).queries == [build_fts_query(question)]
+    assert _search(common_index, "widget manual", 3).queries == [build_fts_query("widget manual")]
+
+
+def test_a_question_of_common_words_still_searches(common_index: IndexReader) -> None:
+    recording = _search(common_index, "the widget manual: how to configure it?", 5)
+    rare, common = fts_query(["manual", "configure"]), fts_query(["widget"])
+    assert recording.queries[0] == f"({rare}) AND ({common})"
+    hits = search(common_index, None, "the widget manual: how to configure it?", 5, "lexical")
+    assert len(hits) == 5
+    assert all("configure" in h.chunk.text and "manual" in h.chunk.text for h in hits)
+    # an unknown word (df 0) is neither rare nor common: it matches nothing anyway
+    recording = _search(common_index, "widget zeppelin gearbox qwertyuiop manual", 1)
+    rare, common = fts_query(["zeppelin", "gearbox"]), fts_query(["widget", "manual"])
+    assert recording.queries[0] == f"({rare}) AND ({common})"
+
+
+def test_bm25_bound_matches_fts5() -> None:
+    """The bound's idf is FTS5's: a one-term query's score is idf * f(k1+1) / (f + K) < idf *
+    (k1 + 1), and tends to it as the term repeats."""
+    conn = sqlite3.connect(":memory:")
+    conn.execute("CREATE VIRTUAL TABLE t USING fts5(text, tokenize='porter unicode61')")
+    rows = ["zebra " * 200 + "end"] + ["other words here"] * 9
+    conn.executemany("INSERT INTO t(text) VALUES (?)", [(r,) for r in rows])
+    score = -conn.execute("SELECT bm25(t) FROM t WHERE t MATCH 'zebra'").fetchone()[0]
+    bound = (BM25_K1 + 1) * bm25_idf(1, 10)
+    assert 0.9 * bound < score < bound
+    assert bm25_idf(9, 10) == 1e-6  # FTS5 floors a term in most rows
+
+
+def test_document_frequencies_follow_the_porter_stems(common_index: IndexReader) -> None:
+    """term_frequency counts what FTS5 indexed after porter stemming: "deployed", "deploying",
+    "deploys" share the stem "deploi"; "deployment(s)" is "deploy". Checked against FTS5's own
+    per-term counts (an fts5vocab table in the TEMP schema, read inside the reader's snapshot)."""
+    conn = common_index.conn
+    conn.execute("CREATE VIRTUAL TABLE temp.vocab USING fts5vocab(main, chunks_fts, 'row')")
+    try:
+        with common_index.snapshot():
+            vocab = dict(conn.execute("SELECT term, doc FROM temp.vocab").fetchall())
+            df = {w: common_index.term_frequency(fts_term(w)) for w in _DEPLOY}
+            widgets = common_index.term_frequency(fts_term("WIDGETS"))
+            unknown = common_index.term_frequency(fts_term("qwertyuiop"))
+    finally:
+        conn.execute("DROP TABLE temp.vocab")
+    assert vocab["deploi"] == 3 and vocab["deploy"] == 2 and vocab["widget"] == 40
+    assert df == {"deployed": 3, "deploying": 3, "deploys": 3, "deployment": 2, "deployments": 2}
+    assert (widgets, unknown) == (40, 0)
+
+
+_DEPLOY = ("deployed", "deploying", "deploys", "deployment", "deployments")
+_QUOTED = re.compile(r'"(?:[^"]|"")*"')
+
+
+@pytest.mark.parametrize("text", NASTY)
+@pytest.mark.parametrize("suffix", ["", " widget manual configure gearbox"])
+def test_split_queries_survive_any_input(common_index: IndexReader, text: str, suffix: str) -> None:
+    recording = _search(common_index, text + suffix, 5)
+    quoted = {fts_term(t) for t in content_terms(text + suffix)}
+    for query in recording.queries:
+        assert set(_QUOTED.findall(query)) <= quoted
+        assert re.fullmatch(r"[() ]*((OR|AND|NOT)[() ]+)*", _QUOTED.sub("", query))
+    assert isinstance(search(common_index, None, text + suffix, 3, "lexical"), list)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Sequence
 
 STOPWORDS = frozenset(
     """a about above after again against all am an and any are as at be because been before being
@@ -15,6 +16,8 @@ STOPWORDS = frozenset(
     does did get got let may might must shall us one ones""".split()
 )
 MAX_QUERY_TERMS = 32
+KEEP_RAREST = 2
+"""``rare_terms`` always counts a question's two rarest found terms as rare."""
 _WORD = re.compile(r"\w+", re.UNICODE)
 
 
@@ -38,13 +41,35 @@ def fts_term(term: str) -> str:
     return '"' + term.replace('"', '""') + '"'
 
 
-def build_fts_query(text: str) -> str:
-    """An FTS5 MATCH expression OR-ing the question's content terms; "" when there are none.
+def fts_query(terms: Iterable[str]) -> str:
+    """An FTS5 MATCH expression OR-ing ``terms``; "" when there are none.
 
-    Every term is a quoted string, so no user text (``AND``, ``NEAR(``, ``col:``, ``*``, ``^``,
-    quotes, parentheses) is ever read as FTS5 syntax.
+    Every term is a quoted string (``fts_term``), so no user text (``AND``, ``NEAR(``, ``col:``,
+    ``*``, ``^``, quotes, parentheses) is ever read as FTS5 syntax.
     """
-    return " OR ".join(fts_term(t) for t in content_terms(text))
+    return " OR ".join(fts_term(t) for t in terms)
+
+
+def build_fts_query(text: str) -> str:
+    """An FTS5 MATCH expression OR-ing all the question's content terms; "" when there are none."""
+    return fts_query(content_terms(text))
+
+
+def rare_terms(
+    terms: Sequence[str], doc_freqs: Sequence[int], total: int, max_fraction: float
+) -> list[str]:
+    """The question's rare terms, in question order: those found in at most ``max_fraction`` of
+    the ``total`` passages, and always the ``KEEP_RAREST`` rarest found ones (ties: the earlier).
+
+    ``doc_freqs[i]`` is how many passages contain ``terms[i]`` (as FTS5 matches it). A term found
+    nowhere is never rare (it matches nothing). With at most ``KEEP_RAREST`` terms, all are rare.
+    """
+    if len(terms) <= KEEP_RAREST:
+        return list(terms)
+    found = sorted((df, i) for i, df in enumerate(doc_freqs) if df > 0)
+    rarest = {i for _, i in found[:KEEP_RAREST]}
+    limit = max_fraction * total
+    return [t for i, t in enumerate(terms) if i in rarest or 0 < doc_freqs[i] <= limit]
 
 
 def stem(word: str) -> str:
