@@ -4,6 +4,7 @@ interpreter and reports the modules it loaded; no timings are asserted."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
@@ -12,8 +13,10 @@ from pathlib import Path
 
 import pytest
 
+from askdoc.cli import main
 from askdoc.config import Settings
 from askdoc.engine import Engine
+from tests.conftest import FakeEmbedder
 
 HEAVY = ("torch", "sentence_transformers", "transformers", "faiss", "sklearn")
 
@@ -95,3 +98,21 @@ def test_device_hint_respects_hidden_gpus(
     assert embedder.device_hint() == "cuda (Test GPU)"
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", visible)
     assert embedder.device_hint().startswith("cpu")
+
+
+class ClosedPipe(io.StringIO):
+    """stdout whose reader has gone (``askdoc ask --json ... | head -1``)."""
+
+    def write(self, text: str) -> int:
+        raise BrokenPipeError(32, "Broken pipe")
+
+
+def test_output_into_a_closed_pipe_stops_quietly(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr("askdoc.engine.Embedder", lambda _model="": FakeEmbedder())
+    Engine(settings, FakeEmbedder()).build()
+    common = ["--corpus", str(settings.corpus), "--index", str(settings.index)]
+    monkeypatch.setattr(sys, "stdout", ClosedPipe())
+    assert main([*common, "ask", "--json", "Which think tank monitors the war?"]) == 141
+    assert capsys.readouterr().err == ""
