@@ -67,11 +67,19 @@ def test_pool_averages_the_word_pieces_inside_each_span() -> None:
     assert np.allclose(got[2], [1, 0])
 
 
+def test_body_spans_leave_out_sentences_too_short_to_answer() -> None:
+    text = "Yes. x = 1\nThe value of x is one here."
+    assert [text[a:b] for a, b in body_spans(text, 0)] == ["The value of x is one here."]
+
+
 def test_body_spans_skip_the_heading_line() -> None:
-    text = "Intro > Part\nFirst sentence here. Second one follows."
+    text = "Intro > Part\nThe first sentence is here. The second one follows it."
     body = len("Intro > Part") + 1
     spans = body_spans(text, body)
-    assert [text[a:b] for a, b in spans] == ["First sentence here.", "Second one follows."]
+    assert [text[a:b] for a, b in spans] == [
+        "The first sentence is here.",
+        "The second one follows it.",
+    ]
     assert [(a - body, b - body) for a, b in spans] == split_sentences(text[body:])
 
 
@@ -139,7 +147,7 @@ def test_build_stores_sentence_vectors_for_every_passage(
     assert rows and len(rows) == chunks
     for text, blob in rows:
         spans, vectors = unpack(blob, 384)
-        assert spans == split_sentences(text)
+        assert spans == [(a, b) for a, b in split_sentences(text) if len(text[a:b].split()) >= 4]
         assert len(vectors) == len(spans)
 
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from askdoc.chunking import split_sentences
-from askdoc.text import content_terms, stem, words
+from askdoc.text import MIN_ANSWER_WORDS, content_terms, stem, words
 from askdoc.types import Answer, AnswerSentence, Hit, Source, line_at
 
 NOT_FOUND = "Not found in the documents."
@@ -59,7 +59,7 @@ def is_statement(text: str, whole_line: bool = False) -> bool:
     title is a short run of words without final punctuation, either in Title Case or alone on
     its line (``whole_line``: "The Treaty of Oakridge" above the text it names)."""
     tokens = words(text)
-    if len(tokens) < 4:
+    if len(tokens) < MIN_ANSWER_WORDS:
         return False
     short = len(tokens) <= 8 and "\n" not in text and text[-1:].isalnum()
     return not (short and (text.istitle() or (whole_line and not _BULLET.match(text))))

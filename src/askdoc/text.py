@@ -16,6 +16,8 @@ STOPWORDS = frozenset(
     does did get got let may might must shall us one ones""".split()
 )
 MAX_QUERY_TERMS = 32
+MIN_ANSWER_WORDS = 4
+"""A sentence with fewer words ("Yes.", "x = 1", a label) is never an answer."""
 KEEP_RAREST = 2
 """``rare_terms`` always counts a question's two rarest found terms as rare."""
 _WORD = re.compile(r"\w+", re.UNICODE)
