@@ -10,12 +10,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from askdoc.answer import AnswerParams, score_sentences, sentence_candidates
+from askdoc.answer import AnswerParams, compose, score_sentences, sentence_candidates
 from askdoc.chunking import split_sentences
 from askdoc.config import Settings
 from askdoc.embedder import Embedder
 from askdoc.engine import Engine
 from askdoc.errors import IndexCorruptError
+from askdoc.render import passage_text, source_json
 from askdoc.sentence_vectors import body_spans, pack, pool, unpack
 from askdoc.store import DB_NAME
 from askdoc.types import Chunk, Hit
@@ -237,3 +238,36 @@ def test_real_engine_answers_from_stored_vectors(
     answer = sample_engine.ask("Which think tank keeps a daily watch on the war?")
     assert embedded == ["Which think tank keeps a daily watch on the war?"]
     assert answer.sources
+
+
+def test_every_chosen_sentence_of_a_source_is_highlighted() -> None:
+    text = "Paris is the capital of France. Rome is in Italy. Berlin is the capital of Germany."
+    hit = hit_for(text)
+    spans = [(a, b) for _n, a, b, *_ in sentence_candidates([hit])]
+    question = unit_rows(1)[0]
+    other = unit_rows(1, seed=1)[0]
+    other = other - (other @ question) * question
+    other /= np.linalg.norm(other)
+    stored = {spans[0]: question, spans[1]: other, spans[2]: question}
+    answer = compose(
+        "Which capitals?",
+        "Which capitals?",
+        [hit],
+        question,
+        CountingEmbed(FakeEmbedder()),
+        lambda _term: 1,
+        10,
+        AnswerParams(),
+        lambda _hit: stored,
+    )
+    assert [s.start for s in answer.sentences] == [spans[0][0], spans[2][0]]
+    source = answer.sources[0]
+    assert source.highlight == spans[0] and source.highlights == (spans[0], spans[2])
+    rendered = passage_text(source)
+    reversed_parts = [
+        rendered.plain[s.start : s.end] for s in rendered.spans if "reverse" in str(s.style)
+    ]
+    assert reversed_parts == [text[a - 100 : b - 100] for a, b in (spans[0], spans[2])]
+    data = source_json(source, Path("corpus"))
+    assert [h["text"] for h in data["highlights"]] == reversed_parts
+    assert data["highlight"]["text"] == reversed_parts[0]

@@ -202,7 +202,11 @@ def choose(scored: list[Candidate], params: AnswerParams) -> list[Candidate]:
     return sorted(chosen, key=lambda c: (c.source, c.start))
 
 
-def make_sources(hits: Sequence[Hit], highlights: dict[int, tuple[int, int]]) -> tuple[Source, ...]:
+def make_sources(
+    hits: Sequence[Hit],
+    highlights: dict[int, tuple[int, int]],
+    answered: Mapping[int, Sequence[Span]] | None = None,
+) -> tuple[Source, ...]:
     return tuple(
         Source(
             number=n,
@@ -216,6 +220,7 @@ def make_sources(hits: Sequence[Hit], highlights: dict[int, tuple[int, int]]) ->
             heading=hit.chunk.heading,
             score=hit.dense_score if hit.dense_score is not None else hit.score,
             highlight=highlights.get(n),
+            highlights=tuple((answered or {}).get(n, ())),
         )
         for n, hit in enumerate(hits, 1)
     )
@@ -248,16 +253,20 @@ def compose(
     sources = make_sources(hits, highlights)
     if not scored or confidence < params.min_confidence:
         return Answer(question, searched, False, confidence, (), sources, NOT_FOUND)
-    chosen = choose(scored, params)
+    chosen = choose(scored, params)  # in document order
+    answered: dict[int, list[Span]] = {}
     for cand in chosen:
-        highlights[cand.source] = (cand.start, cand.end)
+        answered.setdefault(cand.source, []).append((cand.start, cand.end))
+    for number, spans in answered.items():
+        highlights[number] = spans[0]
     sentences = tuple(
         AnswerSentence(
             c.text, c.source, c.start, c.end, c.line, c.score, c.line + c.text.count("\n")
         )
         for c in chosen
     )
-    return Answer(question, searched, True, confidence, sentences, make_sources(hits, highlights))
+    sources = make_sources(hits, highlights, answered)
+    return Answer(question, searched, True, confidence, sentences, sources)
 
 
 def verify_citations(answer: Answer, document_text: Callable[[str], str | None]) -> bool:

@@ -58,16 +58,17 @@ def answer_text(answer: Answer, corpus: Path, show_scores: bool = True) -> Text:
 
 
 def passage_text(source: Source, indent: str = "") -> Text:
-    """The passage, with the highlighted sentence in reverse video."""
+    """The passage, with the supporting sentences in reverse video."""
     text = Text(indent)
     body = source.text
-    if source.highlight is None:
-        text.append(safe(body).replace("\n", "\n" + indent))
-        return text
-    a = max(0, source.highlight[0] - source.start)
-    b = min(len(body), source.highlight[1] - source.start)
-    for part, style in ((body[:a], ""), (body[a:b], "reverse bold"), (body[b:], "")):
-        text.append(safe(part).replace("\n", "\n" + indent), style=style)
+    pos = 0
+    for start, end in source.marked:
+        a = max(pos, min(len(body), start - source.start))
+        b = max(a, min(len(body), end - source.start))
+        text.append(safe(body[pos:a]).replace("\n", "\n" + indent))
+        text.append(safe(body[a:b]).replace("\n", "\n" + indent), style="reverse bold")
+        pos = b
+    text.append(safe(body[pos:]).replace("\n", "\n" + indent))
     return text
 
 
@@ -117,4 +118,8 @@ def source_json(source: Source, corpus: Path) -> dict[str, Any]:
         "text": source.text,
         "score": round(source.score, 4),
         "highlight": highlight,
+        "highlights": [
+            {"start": a, "end": b, "text": source.text[a - source.start : b - source.start]}
+            for a, b in source.highlights
+        ],
     }

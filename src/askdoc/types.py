@@ -96,7 +96,9 @@ class Source:
     """A numbered source shown under an answer.
 
     ``start``/``end`` is the passage's span in the document text; ``highlight`` is the span of the
-    supporting sentence inside the document text (absolute offsets), if one was chosen.
+    supporting sentence inside the document text (absolute offsets), if one was chosen: the first
+    answer sentence citing this source (else its best candidate sentence). ``highlights`` holds
+    every answer sentence citing it, in document order.
     """
 
     number: int
@@ -110,6 +112,14 @@ class Source:
     heading: str
     score: float
     highlight: tuple[int, int] | None = None
+    highlights: tuple[tuple[int, int], ...] = ()
+
+    @property
+    def marked(self) -> tuple[tuple[int, int], ...]:
+        """The spans to show highlighted: every answer sentence, else the best candidate."""
+        if self.highlights:
+            return self.highlights
+        return (self.highlight,) if self.highlight is not None else ()
 
     @property
     def location(self) -> str:

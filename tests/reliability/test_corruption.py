@@ -9,7 +9,7 @@ header, or zeroes a page, in the database, the FAISS file or a WAL holding the l
   of the commit before it);
 - FAISS only ever deserializes bytes whose sha256 a manifest records (checked before reading);
 - ``verify_index`` reports a problem unless every served table (documents, passages, referenced
-  vectors, manifest, full-text index) is byte-for-byte the pristine one.
+  vectors, sentence vectors, manifest, full-text index) is byte-for-byte the pristine one.
 """
 
 from __future__ import annotations
@@ -66,14 +66,16 @@ def answers(settings: Settings) -> Answers:
 
 
 def served_dump(index: Path) -> dict[str, list[tuple[Any, ...]]]:
-    """The tables a reader serves from, plus the vectors passages use (leftovers of an
-    interrupted build -- staged rows, unused vectors -- are never served and not compared)."""
+    """The tables a reader serves from, plus the passage and sentence vectors passages use
+    (leftovers of an interrupted build -- staged rows, unused vectors -- are never served and not
+    compared)."""
     conn = sqlite3.connect(index / DB_NAME)
     try:
         dump = {t: conn.execute(f"SELECT * FROM {t} ORDER BY 1, 2").fetchall() for t in SERVED}
-        dump["vectors"] = conn.execute(
-            "SELECT * FROM vectors WHERE hash IN (SELECT text_hash FROM chunks) ORDER BY 1"
-        ).fetchall()
+        for table in ("vectors", "sentences"):
+            dump[table] = conn.execute(
+                f"SELECT * FROM {table} WHERE hash IN (SELECT text_hash FROM chunks) ORDER BY 1"
+            ).fetchall()
         return dump
     finally:
         conn.close()

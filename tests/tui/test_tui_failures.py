@@ -12,6 +12,7 @@ from tui_helpers import BrokenModelEngine, EmbedderFactory, ask, ready, wait_for
 from askdoc.config import Settings
 from askdoc.engine import Engine
 from askdoc.tui.app import AskdocApp, create_app
+from askdoc.tui.messages import BuildProgress
 from askdoc.tui.widgets import AnswerView, IndexPanel, Note, SourceCard, StatusBar
 
 pytestmark = pytest.mark.anyio
@@ -36,8 +37,16 @@ def notes(app: AskdocApp, variant: str) -> str:
 
 
 async def test_no_index_offers_to_build_and_building_works(
-    tui_settings: Settings, make_embedder: EmbedderFactory
+    tui_settings: Settings, make_embedder: EmbedderFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    stages: list[tuple[str, int, int]] = []
+    shown = AskdocApp.on_build_progress
+
+    def record(self: AskdocApp, message: BuildProgress) -> None:
+        stages.append((message.stage, message.done, message.total))
+        shown(self, message)
+
+    monkeypatch.setattr(AskdocApp, "on_build_progress", record)
     app = new_app(tui_settings, make_embedder)
     async with app.run_test(size=SIZE) as pilot:
         await ready(pilot, app)
@@ -51,6 +60,11 @@ async def test_no_index_offers_to_build_and_building_works(
         assert "build it with ctrl+r" in widget_text(app.query_one(AnswerView))
         await build_from_panel(pilot, app)
         assert "added 3" in widget_text(app.query_one(".report"))
+        # the model is loaded by the build (no index: the app never loaded it): the user is told
+        assert stages[:2] == [("model", 0, 1), ("model", 1, 1)]
+        assert [s for s, _d, _t in stages[2:]] == sorted(
+            (s for s, _d, _t in stages[2:]), key=["read", "embed"].index
+        )
         await wait_for(pilot, lambda: app.phase == "ready" and not app.busy)
         assert not app.query(IndexPanel)
         answer = app.query_one(AnswerView).answer

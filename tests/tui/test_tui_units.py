@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -168,3 +169,16 @@ def test_every_palette_command_and_key_has_an_action() -> None:
     for key in ("ctrl+o", "ctrl+r", "ctrl+s", "ctrl+l", "ctrl+t", "f1", "ctrl+q"):
         assert key in bound
         assert any(key in k for _, k, _ in KEYS)
+
+
+def test_every_answer_sentence_of_a_source_is_highlighted() -> None:
+    second = TEXT.index("It was a surprise.")
+    spans = ((START, START + len(SENTENCE)), (second, second + len("It was a surprise.")))
+    both = replace(source(), highlights=spans)
+    content = texts.passage_content(both)
+    lit = [content.plain[span.start : span.end] for span in content.spans]
+    assert lit == [SENTENCE, "It was a surprise."]
+    document = Document("news/pact.txt", TEXT, "txt")
+    title = texts.viewer_title(both, document, Path("corpus")).plain
+    assert title.endswith("· cited sentences on line 2")
+    assert texts.cited_span(both) == (START, second + len("It was a surprise."))

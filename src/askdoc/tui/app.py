@@ -176,8 +176,12 @@ class AskdocApp(ChatBase):
             self.post_message(BuildProgress(stage, done, total))
 
         try:
+            embedder = self.engine.embedder
+            if not embedder.loaded:  # ~10 s the first time: say so rather than "starting build…"
+                progress("model", 0, 1)
             with self._model_lock:
-                self.engine.embedder.load()
+                embedder.load()
+            progress("model", 1, 1)
             report = self.engine.build(full=full, progress=progress)
         except AskdocError as exc:
             self.post_message(BuildFinished(None, str(exc)))

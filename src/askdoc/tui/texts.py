@@ -55,13 +55,19 @@ def source_title(source: Source, corpus: Path, show_scores: bool) -> Content:
 
 
 def passage_content(source: Source) -> Content:
-    """The passage, with the supporting sentence highlighted."""
+    """The passage, with the supporting sentences highlighted."""
     body = safe(source.text)
-    if source.highlight is None or len(body) != len(source.text):
+    if not source.marked or len(body) != len(source.text):
         return Content(body)
-    a = max(0, min(len(body), source.highlight[0] - source.start))
-    b = max(a, min(len(body), source.highlight[1] - source.start))
-    return Content.assemble(body[:a], (body[a:b], HIGHLIGHT), body[b:])
+    parts: list[str | tuple[str, str]] = []
+    pos = 0
+    for start, end in source.marked:
+        a = max(pos, min(len(body), start - source.start))
+        b = max(a, min(len(body), end - source.start))
+        parts += [body[pos:a], (body[a:b], HIGHLIGHT)]
+        pos = b
+    parts.append(body[pos:])
+    return Content.assemble(*parts)
 
 
 def _line_spans(text: str) -> list[tuple[int, int]]:
@@ -100,8 +106,7 @@ def document_parts(document: Document, source: Source) -> tuple[Table, Table, Ta
     lo = max(0, first - MAX_VIEW_LINES // 2)
     hi = min(len(spans), max(last + 1, lo + MAX_VIEW_LINES))
     marks = [(source.start, source.end, PASSAGE)]
-    if source.highlight is not None:
-        marks.append((source.highlight[0], source.highlight[1], HIGHLIGHT))
+    marks += [(a, b, HIGHLIGHT) for a, b in source.marked]
     width = len(str(hi))
     page_lines = {document.line_at(p) for p in document.page_starts[1:]}
 
@@ -127,8 +132,11 @@ def document_parts(document: Document, source: Source) -> tuple[Table, Table, Ta
 
 
 def cited_span(source: Source) -> tuple[int, int]:
-    """The supporting sentence's span in the document, else the passage's."""
-    return source.highlight or (source.start, source.end)
+    """From the first supporting sentence to the last, else the passage's span."""
+    marked = source.marked
+    if not marked:
+        return (source.start, source.end)
+    return (min(a for a, _ in marked), max(b for _, b in marked))
 
 
 def viewer_title(source: Source, document: Document, corpus: Path) -> Content:
@@ -136,7 +144,11 @@ def viewer_title(source: Source, document: Document, corpus: Path) -> Content:
         (f"[{source.number}] ", MARK),
         (source_location(corpus, source), "bold"),
     ]
-    if source.highlight is not None:
-        line = document.line_at(source.highlight[0])
-        parts.append((f"  · cited sentence on line {line}", "$text-muted"))
+    marked = source.marked
+    if marked:
+        lines = sorted({document.line_at(a) for a, _ in marked})
+        what = "cited sentence" if len(marked) == 1 else "cited sentences"
+        where = "line" if len(lines) == 1 else "lines"
+        numbers = ", ".join(map(str, lines))
+        parts.append((f"  · {what} on {where} {numbers}", "$text-muted"))
     return Content.assemble(*parts)
