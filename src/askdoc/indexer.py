@@ -19,8 +19,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from askdoc import readers, staging
 from askdoc.chunking import ChunkSettings
 from askdoc.config import Settings
@@ -43,9 +41,6 @@ from askdoc.store import (
 
 CHUNKER_VERSION = 2
 EMBED_GROUP = staging.EMBED_GROUP
-POOL_SLICE = 512
-"""Passages encoded at a time inside a group: their sentence vectors are packed (int8) before
-the next slice, so float32 sentence vectors never pile up for a whole group."""
 
 Progress = Callable[[str, int, int], None]
 """progress(stage, done, total): stage is "read" or "embed"."""
@@ -318,16 +313,9 @@ class Indexer:
             if progress:
                 progress("embed", done, total)
 
-        batch = self.settings.batch_size
         for group in staging.pending_groups(conn):
-            parts: list[np.ndarray] = []
-            blobs: list[bytes] = []
-            for begin in range(0, len(group), POOL_SLICE):
-                part = group[begin : begin + POOL_SLICE]
-                vectors, packed = encode_packed(self.embedder, part, batch, advance)
-                parts.append(vectors)
-                blobs.extend(packed)
-            staging.store_vectors(conn, [h for h, _, _ in group], np.concatenate(parts), blobs)
+            vectors, blobs = encode_packed(self.embedder, group, self.settings.batch_size, advance)
+            staging.store_vectors(conn, [h for h, _, _ in group], vectors, blobs)
         return total
 
     def _publish(

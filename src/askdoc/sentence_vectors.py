@@ -105,6 +105,11 @@ def unpack(blob: bytes, dimension: int) -> tuple[list[Span], np.ndarray]:
     return [(int(a), int(b)) for a, b in spans], vectors
 
 
+POOL_SLICE = 512
+"""Passages encoded at a time: their sentence vectors are packed (int8) before the next slice,
+so float32 sentence vectors never pile up for a whole embedding group."""
+
+
 def encode_packed(
     embedder: Embedder,
     passages: Sequence[tuple[str, str, int]],
@@ -112,12 +117,18 @@ def encode_packed(
     progress: Callable[[int], None] | None = None,
 ) -> tuple[np.ndarray, list[bytes]]:
     """Passage vectors and packed sentence vectors (spans relative to the passage body) for
-    (hash, text to embed, where the body starts) triples, from one forward pass each."""
-    texts = [text for _, text, _ in passages]
-    spans = [body_spans(text, body) for _, text, body in passages]
-    vectors, pooled = embedder.encode_passages(texts, spans, batch_size, progress)
-    blobs = [
-        pack([(a - body, b - body) for a, b in own][: len(vectors_of)], vectors_of)
-        for (_, _, body), own, vectors_of in zip(passages, spans, pooled, strict=True)
-    ]
-    return vectors, blobs
+    (hash, text to embed, where the body starts) triples, from one forward pass each, encoded
+    ``POOL_SLICE`` passages at a time."""
+    parts: list[np.ndarray] = [np.zeros((0, embedder.dimension), np.float32)]
+    blobs: list[bytes] = []
+    for begin in range(0, len(passages), POOL_SLICE):
+        part = passages[begin : begin + POOL_SLICE]
+        texts = [text for _, text, _ in part]
+        spans = [body_spans(text, body) for _, text, body in part]
+        vectors, pooled = embedder.encode_passages(texts, spans, batch_size, progress)
+        parts.append(vectors)
+        blobs += [
+            pack([(a - body, b - body) for a, b in own][: len(vectors_of)], vectors_of)
+            for (_, _, body), own, vectors_of in zip(part, spans, pooled, strict=True)
+        ]
+    return np.concatenate(parts), blobs
