@@ -1,9 +1,8 @@
 """Run askdoc's shipped evaluation sets in all three retrieval modes (what `make eval` runs).
 
 1. regenerate the pydoc corpus (scripts/make_pydoc_corpus.py) into eval/pydoc-corpus;
-2. eval/sample.jsonl against corpus/ and eval/pydoc.jsonl against eval/pydoc-corpus, each with
-   ``--modes dense,lexical,hybrid`` (indexes are kept in .cache/askdoc-eval/ and updated
-   incrementally);
+2. every set of ``SETS`` against its corpus, each with ``--modes dense,lexical,hybrid``
+   (indexes are kept in .cache/askdoc-eval/ and updated incrementally);
 3. print each summary and write eval/results/<set>.json and .md. When an earlier
    eval/results/<set>.json exists, the run is compared with it (old -> new, delta) first.
 
@@ -20,9 +19,14 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 SETS = (
+    ("atlas-tune", Path("eval/atlas-tune.jsonl"), Path("eval/atlas-corpus")),
+    ("atlas-heldout", Path("eval/atlas-heldout.jsonl"), Path("eval/atlas-corpus")),
+    ("pydoc-users", Path("eval/pydoc-users.jsonl"), Path("eval/pydoc-corpus")),
     ("sample", Path("eval/sample.jsonl"), Path("corpus")),
     ("pydoc", Path("eval/pydoc.jsonl"), Path("eval/pydoc-corpus")),
 )
+"""atlas-tune is the only set the defaults were tuned on (fusion, refusal); atlas-heldout and
+pydoc-users were never tuned on (docs/evaluation.md)."""
 MODES = "dense,lexical,hybrid"
 
 

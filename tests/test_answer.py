@@ -6,7 +6,7 @@ import pytest
 
 from askdoc.answer import AnswerParams, compose, is_statement, lexical_overlap, term_weights
 from askdoc.embedder import Embedder
-from askdoc.engine import Engine, is_follow_up, prepare_question
+from askdoc.engine import Engine, prepare_question
 from askdoc.errors import QuestionError
 from askdoc.types import Chunk, Hit
 
@@ -137,20 +137,6 @@ def test_empty_questions_ask_for_a_question(question: str) -> None:
 def test_long_question_is_cut_with_a_notice() -> None:
     question, notice = prepare_question("penguins " * 500, 1000)
     assert len(question) == 1000 and "1000" in notice
-
-
-@pytest.mark.parametrize(
-    ("question", "expected"),
-    [
-        ("and when did that happen?", True),
-        ("Who signed it?", True),
-        ("what about the ammunition?", True),
-        ("Which think tank monitors the war in Ukraine every day?", False),
-        ("How many containers did North Korea deliver to Russia by sea?", False),
-    ],
-)
-def test_follow_up_detection(question: str, expected: bool) -> None:
-    assert is_follow_up(question) is expected
 
 
 def test_rare_terms_weigh_most() -> None:

@@ -111,7 +111,13 @@ def test_load_errors(tmp_path: Path) -> None:
 
 
 def test_shipped_sets_load_cleanly() -> None:
-    for name in ("sample.jsonl", "pydoc.jsonl"):
+    for name in (
+        "sample.jsonl",
+        "pydoc.jsonl",
+        "pydoc-users.jsonl",
+        "atlas-tune.jsonl",
+        "atlas-heldout.jsonl",
+    ):
         data = load_qa(REPO / "eval" / name)
         assert data.records and data.problems == ()
 

@@ -17,9 +17,11 @@ from askdoc.index_reader import IndexReader
 from askdoc.retrieval import (
     BM25_K1,
     FusionParams,
+    bm25_bound,
     bm25_idf,
     diversify,
     fuse,
+    fuse_scores,
     lexical_search,
     merge,
     overlaps,
@@ -50,6 +52,30 @@ def test_fuse_weights_and_single_lists() -> None:
     assert [c for c, _ in fuse([1, 2], [2], params)] == [2, 1]
     assert [c for c, _ in fuse([], [5, 6], params)] == [5, 6]
     assert fuse([], [], params) == []
+
+
+def test_score_fusion_adds_the_normalised_lexical_score() -> None:
+    dense = [(1, 0.60), (2, 0.58), (3, 0.40)]
+    lexical = [(2, 9.0), (4, 6.0)]
+    fused = fuse_scores(dense, lexical, bound=10.0, alpha=0.4)
+    scores = dict(fused)
+    assert scores[1] == pytest.approx(0.60)
+    assert scores[2] == pytest.approx(0.58 + 0.4 * 0.9)
+    assert scores[4] == pytest.approx(0.40 + 0.4 * 0.6)  # lexical only: the lowest cosine
+    assert [c for c, _ in fused] == [2, 4, 1, 3]
+    # a weak lexical match cannot overturn a clear dense lead
+    assert [c for c, _ in fuse_scores(dense, [(3, 0.5)], 10.0, 0.4)][0] == 1
+    # no bound (no known term): dense order
+    assert [c for c, _ in fuse_scores(dense, lexical, 0.0, 0.4)][:3] == [1, 2, 3]
+
+
+def test_bm25_bound_is_above_every_score(common_index: IndexReader) -> None:
+    """The normalised lexical score stays below 1: FTS5's bm25 never reaches the bound."""
+    for question in ("widget manual gearbox", "lever lever frobnicator", "configure zeppelin"):
+        with common_index.snapshot() as manifest:
+            bound = bm25_bound(common_index, question, manifest.chunks)
+            hits = common_index.lexical(build_fts_query(question), 50)
+        assert hits and all(0 < score < bound for _, score in hits)
 
 
 def test_diversify_prefers_a_new_document_when_close() -> None:

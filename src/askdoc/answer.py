@@ -11,8 +11,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from askdoc.chunking import split_sentences
+from askdoc.refusal import FEATURES, RefusalModel, asked_type, gather, holds_type
 from askdoc.text import MIN_ANSWER_WORDS, content_terms, stem, words
-from askdoc.types import Answer, AnswerSentence, Hit, Source, line_at
+from askdoc.types import Answer, AnswerSentence, Hit, Source
 
 NOT_FOUND = "Not found in the documents."
 
@@ -22,7 +23,10 @@ class AnswerParams:
     """How sentences are scored and when to refuse."""
 
     max_sentences: int = 3
-    min_confidence: float = 0.5
+    min_confidence: float = 0.486
+    """Refuse when the probability that the documents answer (``refusal.RefusalModel``) is
+    below this."""
+    refusal: RefusalModel = RefusalModel()
     margin: float = 0.15
     """Extra sentences must score within this of the best one."""
     lexical_weight: float = 0.3
@@ -46,6 +50,10 @@ class Candidate:
     text: str
     line: int
     score: float
+    cosine: float = 0.0
+    """The sentence vector's cosine to the question alone."""
+    masked: float = 0.0
+    """Its cosine to the question with the names taken out (``refusal.without_names``)."""
 
 
 Span = tuple[int, int]
@@ -72,35 +80,12 @@ _PRONOUN_START = re.compile(
     r"^(it|its|they|their|them|he|his|she|her|this|these|those|that)\b", re.I
 )
 
-_MONTHS = "january|february|march|april|may|june|july|august|september|october|november|december"
-_NUMBER = r"\d|\b(one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|"
-_NUMBER += r"forty|fifty|hundred|thousand|million|billion|dozen|several|few)\b"
-ANSWER_TYPES: tuple[tuple[re.Pattern[str], re.Pattern[str]], ...] = (
-    (
-        re.compile(r"^\s*why\b|\bwhat (caused|was the reason)\b", re.I),
-        re.compile(r"\b(because|caused|due to|since|reason|so that|as a result|owing to)\b", re.I),
-    ),
-    (
-        re.compile(r"^\s*when\b|\b(what|which) (date|day|year|month|time)\b", re.I),
-        re.compile(
-            rf"\b({_MONTHS}|\d{{4}}|\d{{1,2}}:\d\d|monday|tuesday|wednesday|thursday|"
-            r"friday|saturday|sunday|morning|evening|century|decade)\b",
-            re.I,
-        ),
-    ),
-    (
-        re.compile(r"\bhow (many|much|long|far|old|big|large|often)\b", re.I),
-        re.compile(_NUMBER, re.I),
-    ),
-)
-
 
 def answer_type_bonus(question: str, sentence: str) -> float:
-    """1.0 when the question asks why/when/how many and the sentence has a cause/date/number."""
-    for asks, holds in ANSWER_TYPES:
-        if asks.search(question):
-            return 1.0 if holds.search(sentence) else 0.0
-    return 0.0
+    """1.0 when the question asks why/when/how many/where/who and the sentence holds a
+    cause/date/number/place/person (``refusal.holds_type``)."""
+    kind = asked_type(question)
+    return 1.0 if kind and holds_type(kind, sentence, question) else 0.0
 
 
 SentenceCandidate = tuple[int, int, int, str, int, str]
@@ -155,6 +140,7 @@ def score_sentences(
     passage_scores: Sequence[float] = (),
     question: str = "",
     stored: Sequence[Mapping[Span, np.ndarray]] = (),
+    masked_vector: np.ndarray | None = None,
 ) -> list[Candidate]:
     """Score every candidate whose vector was pooled at index time (``stored``: per source, keyed
     by absolute span); embed the others now, at most ``embed_limit`` of them, best first by
@@ -176,11 +162,13 @@ def score_sentences(
     scored = []
     for i in sorted(vectors):
         src, a, b, text, line, _context = candidates[i]
-        score = float(vectors[i] @ question_vector) + params.lexical_weight * overlap[i]
+        cosine = float(vectors[i] @ question_vector)
+        score = cosine + params.lexical_weight * overlap[i]
         if passage_scores:
             score += params.passage_weight * passage_scores[src - 1]
         score += params.type_weight * answer_type_bonus(question, text)
-        scored.append(Candidate(src, a, b, text, line, score))
+        masked = cosine if masked_vector is None else float(vectors[i] @ masked_vector)
+        scored.append(Candidate(src, a, b, text, line, score, cosine, masked))
     return sorted(scored, key=lambda c: (-c.score, c.source, c.start))
 
 
@@ -236,6 +224,7 @@ def compose(
     total_passages: int,
     params: AnswerParams = AnswerParams(),
     stored: StoredFn | None = None,
+    masked_vector: np.ndarray | None = None,
 ) -> Answer:
     """Build the answer for ``hits``; refuse (found=False) below the confidence threshold.
     ``stored`` gives a hit's sentence vectors pooled at index time, keyed by absolute span."""
@@ -244,15 +233,37 @@ def compose(
     passage_scores = [h.dense_score if h.dense_score is not None else 0.0 for h in hits]
     pooled = [stored(hit) for hit in hits] if stored is not None else []
     scored = score_sentences(
-        question_vector, candidates, embed, weights, params, passage_scores, question, pooled
+        question_vector,
+        candidates,
+        embed,
+        weights,
+        params,
+        passage_scores,
+        question,
+        pooled,
+        masked_vector,
     )
     highlights: dict[int, tuple[int, int]] = {}
     for cand in scored:
         highlights.setdefault(cand.source, (cand.start, cand.end))
-    confidence = scored[0].score if scored else 0.0
     sources = make_sources(hits, highlights)
-    if not scored or confidence < params.min_confidence:
-        return Answer(question, searched, False, confidence, (), sources, NOT_FOUND)
+    if not scored:
+        return Answer(question, searched, False, 0.0, (), sources, NOT_FOUND)
+    best = scored[0]
+    hit = hits[best.source - 1]
+    evidence = gather(
+        searched,
+        best,
+        scored,
+        passage_scores[best.source - 1],
+        f"{hit.chunk.doc_path}\n{hit.chunk.heading}\n{hit.chunk.text}",
+        doc_freq,
+        total_passages,
+    )
+    confidence = params.refusal.probability(evidence)
+    facts = dict(zip(FEATURES, evidence.values(), strict=True))
+    if confidence < params.min_confidence:
+        return Answer(question, searched, False, confidence, (), sources, NOT_FOUND, evidence=facts)
     chosen = choose(scored, params)  # in document order
     answered: dict[int, list[Span]] = {}
     for cand in chosen:
@@ -266,16 +277,4 @@ def compose(
         for c in chosen
     )
     sources = make_sources(hits, highlights, answered)
-    return Answer(question, searched, True, confidence, sentences, sources)
-
-
-def verify_citations(answer: Answer, document_text: Callable[[str], str | None]) -> bool:
-    """True when every answer sentence is verbatim at its span of its cited document."""
-    by_number = {s.number: s for s in answer.sources}
-    for sentence in answer.sentences:
-        text = document_text(by_number[sentence.source].path)
-        if text is None or text[sentence.start : sentence.end] != sentence.text:
-            return False
-        if line_at(text, sentence.start) != sentence.line:
-            return False
-    return True
+    return Answer(question, searched, True, confidence, sentences, sources, evidence=facts)

@@ -62,6 +62,11 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument("-k", type=int, metavar="N", help="passages to retrieve (default: 5)")
     ask.add_argument("--mode", choices=MODES, help="retrieval mode (default: hybrid)")
     ask.add_argument("--json", action="store_true", help="print a JSON object (docs/json.md)")
+    ask.add_argument(
+        "--passages",
+        action="store_true",
+        help="show each source's whole passage (default: its supporting sentence in context)",
+    )
 
     sub.add_parser("status", parents=[common], help="index facts and corpus drift")
     sub.add_parser("verify", parents=[common], help="check every file of the index")

@@ -109,7 +109,8 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
     if args.json:
         print(json.dumps(answer_json(answer, settings.corpus), ensure_ascii=False, indent=2))
     else:
-        console().print(answer_text(answer, settings.corpus), end="")
+        passages = bool(getattr(args, "passages", False))
+        console().print(answer_text(answer, settings.corpus, passages=passages), end="")
     return 0
 
 

@@ -12,6 +12,8 @@ from typing import Any
 from askdoc.errors import ConfigError
 
 MODES = ("hybrid", "dense", "lexical")
+REFUSAL_NUMBERS = 11
+"""refusal_weights: one per ``refusal.FEATURES`` (10), then the bias."""
 
 
 @dataclass(frozen=True)
@@ -43,8 +45,12 @@ class Settings:
     """Retrieval mode: hybrid, dense or lexical."""
     answer_sentences: int = 3
     """Most sentences in an answer."""
-    min_confidence: float = 0.5
-    """Below this confidence the answer is "not found in the documents"."""
+    min_confidence: float = 0.486
+    """Refuse ("Not found in the documents") when the probability that the documents answer the
+    question is below this (0-1; `askdoc eval FILE --calibrate` fits it to your questions)."""
+    refusal_weights: tuple[float, ...] = ()
+    """The refusal model's weights, one per evidence feature (``refusal.FEATURES``), then the
+    bias (docs/evaluation.md). Empty: the shipped weights. Written by `askdoc eval --calibrate`."""
     max_question_chars: int = 1000
     """Longer questions are cut to this length (with a notice)."""
     exact_below: int = 50_000
@@ -77,6 +83,9 @@ def _coerce(name: str, value: Any) -> Any:
             return int(value)
         if kind == "float":
             return float(value)
+        if kind == "tuple[float, ...]":
+            items = value.split(",") if isinstance(value, str) else value
+            return tuple(float(v) for v in items if str(v).strip())
         return str(value)
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"setting {name!r} has an invalid value {value!r}: {exc}") from None
@@ -90,6 +99,13 @@ def _validate(settings: Settings) -> Settings:
             raise ConfigError(f"setting {name!r} must be at least 1")
     if settings.chunk_overlap < 0 or settings.chunk_overlap >= settings.chunk_tokens:
         raise ConfigError("chunk_overlap must be between 0 and chunk_tokens - 1")
+    if not 0.0 <= settings.min_confidence <= 1.0:
+        raise ConfigError(f"min_confidence must be between 0 and 1, not {settings.min_confidence}")
+    if settings.refusal_weights and len(settings.refusal_weights) != REFUSAL_NUMBERS:
+        raise ConfigError(
+            f"refusal_weights must be {REFUSAL_NUMBERS} numbers (one weight per evidence "
+            "feature, then the bias): write them with `askdoc eval FILE --calibrate`"
+        )
     if settings.max_file_mb <= 0 or settings.file_timeout <= 0:
         raise ConfigError("max_file_mb and file_timeout must be positive")
     return settings

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -16,8 +15,10 @@ from askdoc.answer import AnswerParams, compose
 from askdoc.config import Settings
 from askdoc.embedder import Embedder
 from askdoc.errors import AskdocError, QuestionError
+from askdoc.followup import is_follow_up, rewrite_follow_up
 from askdoc.index_reader import IndexReader
 from askdoc.indexer import BuildReport, Indexer, Progress, chunking_settings, model_manifest
+from askdoc.refusal import RefusalModel, without_names
 from askdoc.retrieval import FusionParams, search
 from askdoc.store import (
     DB_NAME,
@@ -27,33 +28,22 @@ from askdoc.store import (
     list_documents,
     read_manifest,
 )
-from askdoc.text import content_terms, fts_term, words
+from askdoc.text import content_terms, fts_term
 from askdoc.types import Answer, Document
 
-_FOLLOW_UP_START = re.compile(
-    r"^\s*(and|but|also|so|then|what about|how about|why|when|where|who|how)\b", re.I
-)
-_PRONOUNS = frozenset("it its that this these those they them their he she his her there".split())
 
-
-def prepare_question(raw: str, limit: int) -> tuple[str, str]:
-    """(clean question, notice). Control characters go; long questions are cut with a notice."""
+def prepare_question(raw: str, limit: int, follows: str | None = None) -> tuple[str, str]:
+    """(clean question, notice). Control characters go; long questions are cut with a notice.
+    A question with no word to search for is refused, unless it is a follow-up of ``follows``
+    ("and when was that?")."""
     question = " ".join(readers.clean_text(raw).split())
     notice = ""
     if len(question) > limit:
         question = question[:limit]
         notice = f"question cut to its first {limit} characters"
-    if not content_terms(question):
+    if not content_terms(question) and not (follows and is_follow_up(question)):
         raise QuestionError("please ask a question: there is nothing in it to search for")
     return question, notice
-
-
-def is_follow_up(question: str) -> bool:
-    """A short question leaning on the previous one ("and when did that happen?")."""
-    tokens = words(question)
-    if len(content_terms(question)) > 4 or len(tokens) > 10:
-        return False
-    return bool(_FOLLOW_UP_START.match(question)) or any(t in _PRONOUNS for t in tokens)
 
 
 @dataclass(frozen=True)
@@ -86,7 +76,9 @@ class Engine:
         self._lock = threading.RLock()
         self.fusion = FusionParams()
         self.answer_params = AnswerParams(
-            max_sentences=settings.answer_sentences, min_confidence=settings.min_confidence
+            max_sentences=settings.answer_sentences,
+            min_confidence=settings.min_confidence,
+            refusal=refusal_model(settings),
         )
 
     @property
@@ -131,9 +123,11 @@ class Engine:
         mode: str | None = None,
         previous: str | None = None,
     ) -> Answer:
-        """Answer one question; ``previous`` is the last question, for follow-ups."""
-        text, notice = prepare_question(question, self.settings.max_question_chars)
-        searched = f"{previous} {text}" if previous and is_follow_up(text) else text
+        """Answer one question. ``previous`` is the question a follow-up leans on (see
+        ``next_context``): a question that cannot stand alone is searched and answered as
+        ``previous`` + the question, exactly as if that had been asked."""
+        text, notice = prepare_question(question, self.settings.max_question_chars, previous)
+        searched = rewrite_follow_up(text, previous)
         with self._lock:
             reader = self.open_index()
             self.embedder.load()
@@ -141,6 +135,8 @@ class Engine:
             dimension = self.embedder.dimension
             t0 = time.perf_counter()
             vector = self.embedder.encode_query(searched)
+            masked = without_names(searched)
+            masked_vector = vector if masked == searched else self.embedder.encode_query(masked)
             timings["embed"] = time.perf_counter() - t0
             with reader.snapshot() as manifest:  # one version of the index for the whole answer
                 hits = search(
@@ -154,7 +150,7 @@ class Engine:
                 )
                 t1 = time.perf_counter()
                 answer = compose(
-                    text,
+                    searched,
                     searched,
                     hits,
                     vector,
@@ -165,10 +161,11 @@ class Engine:
                     lambda hit: reader.sentence_vectors(
                         hit.chunk.doc_path, hit.chunk.start, hit.chunk.end, dimension
                     ),
+                    masked_vector,
                 )
             timings["answer"] = time.perf_counter() - t1
         message = "; ".join(m for m in (answer.message, notice) if m)
-        return replace(answer, message=message, timings=timings)
+        return replace(answer, question=text, message=message, timings=timings)
 
     def _embed_sentences(self, texts: Sequence[str]) -> np.ndarray:
         return self.embedder.encode(list(texts), batch_size=64)
@@ -211,6 +208,15 @@ class Engine:
         except AskdocError as exc:
             drift, problem = Drift(), str(exc)
         return Status(self.settings.index, self.settings.corpus, manifest, drift, problem)
+
+
+def refusal_model(settings: Settings) -> RefusalModel:
+    """The refusal model the settings ask for: ``refusal_weights`` (5+ weights then the bias,
+    written by ``askdoc eval --calibrate``) or the shipped one."""
+    if not settings.refusal_weights:
+        return RefusalModel()
+    *weights, bias = settings.refusal_weights
+    return RefusalModel(tuple(weights), bias)
 
 
 def corpus_drift(settings: Settings, known: Mapping[str, DocumentRecord]) -> Drift:

@@ -16,8 +16,9 @@ from rich.console import Console
 from rich.text import Text
 
 from askdoc.config import MODES, Settings
-from askdoc.engine import Engine
+from askdoc.engine import Engine, refusal_model
 from askdoc.errors import EvalError
+from askdoc.refusal import RefusalModel
 
 DEFAULT_CACHE = Path(".cache/askdoc-eval")
 EXAMPLES = """examples:
@@ -27,6 +28,8 @@ EXAMPLES = """examples:
   askdoc eval qa.yaml --modes dense,lexical,hybrid    compare retrieval modes in one run
   askdoc eval qa.jsonl --json new.json --compare old.json --min hit@5=0.9
   askdoc eval --beir scifact                          a BEIR folder (corpus, queries, qrels)
+  askdoc eval my-questions.jsonl --calibrate          fit when askdoc refuses to your questions
+                                                      and write it into askdoc.toml
 
 thresholds take the metric names of the summary (hit@1, mrr@10, ndcg@10, answer_contains,
 citation_accuracy, refusal_recall, latency_p95_ms, ...); a missed one makes the exit code 1.
@@ -89,6 +92,13 @@ def add_eval_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--limit", type=int, metavar="N", help="run only the first N questions")
     p.add_argument("--summary-only", action="store_true", help="no per-question tables")
+    p.add_argument(
+        "--calibrate",
+        action="store_true",
+        help="fit the refusal settings (min_confidence; the evidence weights too with at least "
+        "10 answerable and 10 unanswerable questions) to this Q&A file, show the precision/"
+        "recall trade-off, and write them into askdoc.toml (--config)",
+    )
 
 
 def chosen_modes(args: argparse.Namespace, settings: Settings) -> list[str]:
@@ -174,6 +184,10 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
         raise EvalError("give a Q&A file (askdoc eval FILE) or a BEIR folder (--beir DIR)")
     if args.limit is not None:
         dataset = replace(dataset, records=dataset.records[: args.limit])
+    if args.calibrate:
+        if args.beir is not None:
+            raise EvalError("--calibrate needs a Q&A file with unanswerable questions, not BEIR")
+        settings = replace(settings, min_confidence=0.0)  # every answer, to judge each one
     for problem in dataset.problems:
         err.print(Text(f"warning: {problem}", style="yellow"))
 
@@ -190,6 +204,8 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
         engine.close()
     if args.beir is not None:
         result = replace(result, corpus=str(args.beir))
+    if args.calibrate:
+        return calibrate_and_write(args, result, refusal_model(settings))
     changes = eval_report.compare(old, result) if old is not None else None
     missed = eval_report.check_thresholds(result, thresholds)
 
@@ -208,6 +224,51 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
     for message in missed:
         err.print(Text(f"threshold missed: {message}", style="bold red"))
     return 1 if missed else 0
+
+
+def calibrate_and_write(args: argparse.Namespace, result: Any, current: RefusalModel) -> int:
+    """Fit the refusal settings on the run's answers, show the trade-off, write askdoc.toml."""
+    import os
+
+    from askdoc import calibrate, eval_report
+    from askdoc.refusal import FEATURES
+
+    run = result.runs[0]
+    samples = [
+        calibrate.Sample(
+            tuple(r.evidence.get(f, 0.0) for f in FEATURES),
+            not r.unanswerable,
+            bool(r.answer_contains),
+        )
+        for r in run.results
+        if r.evidence and not r.error
+    ]
+    if not any(s.answerable for s in samples) or all(s.answerable for s in samples):
+        raise EvalError(
+            "--calibrate needs both answerable and unanswerable questions "
+            '(mark the latter with "unanswerable": true)'
+        )
+    result_cal = calibrate.calibrate(samples, current)
+    path = args.config or Path(os.environ.get("ASKDOC_CONFIG") or "askdoc.toml")
+    calibrate.write_settings(path, result_cal)
+    out = Console(highlight=False)
+    out.print(eval_report.calibration_table(result_cal, len(samples)))
+    what = "weights fitted to your questions" if result_cal.fitted else "shipped weights kept"
+    out.print(
+        Text(
+            f"min_confidence = {result_cal.threshold:.4f} ({what}) written to {path}",
+            style="bold",
+        )
+    )
+    if not result_cal.met_target:
+        out.print(
+            Text(
+                "note: no threshold reached refusal precision 0.9 without losing answers; "
+                "chose the best balance (F1)",
+                style="yellow",
+            )
+        )
+    return 0
 
 
 def write(path: Path, text: str) -> None:

@@ -297,3 +297,34 @@ def to_markdown(
         out += [f"## Questions ({run.mode})", "", "\\* unanswerable: passes when refused", ""]
         out += [*md_table(["id", "question", "result", "rank", "answer", "cited"], rows), ""]
     return "\n".join(out)
+
+
+def calibration_table(calibration: Any, questions: int) -> Table:
+    """The refusal trade-off around the chosen threshold (``calibrate.summary_points``)."""
+    from askdoc.calibrate import summary_points
+
+    title = f"refusal calibration · {questions} questions"
+    table = Table(title=title, title_justify="left", caption="precision, recall: of refusing")
+    for name in (
+        "min_confidence",
+        "refused",
+        "precision",
+        "recall",
+        "answer_contains",
+    ):
+        table.add_column(name, justify="right")
+    for point in summary_points(calibration):
+        chosen = point == calibration.chosen
+        cells = [
+            f"{point.threshold:.4f}",
+            str(point.refused),
+            _cell(point.precision),
+            _cell(point.recall),
+            _cell(point.answer_contains),
+        ]
+        table.add_row(*cells, style="bold green" if chosen else None)
+    return table
+
+
+def _cell(value: float | None) -> str:
+    return "–" if value is None else f"{value:.3f}"

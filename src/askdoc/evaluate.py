@@ -60,6 +60,8 @@ class QuestionResult:
     retrieved: tuple[str, ...] = ()
     timings_ms: dict[str, float] = field(default_factory=dict)
     error: str = ""
+    evidence: dict[str, float] = field(default_factory=dict)
+    """What answering or refusing rested on (``refusal.Evidence``)."""
 
 
 @dataclass(frozen=True)
@@ -178,6 +180,7 @@ def judge(record: QARecord, answer: Answer, k: int, doc_ids: dict[str, str]) -> 
         latency_ms=None,
         retrieved=tuple(names),
         timings_ms={k: round(v * 1000, 2) for k, v in answer.timings.items()},
+        evidence=dict(answer.evidence),
     )
 
 

@@ -21,12 +21,21 @@ MERGED_MAX_CHARS = 4000
 
 @dataclass(frozen=True)
 class FusionParams:
-    """Weighted reciprocal rank fusion: score = sum(weight / (k + rank)), and how the lexical
-    side is computed.
+    """How the dense and lexical candidate lists become one ranking, and how the lexical side is
+    computed.
 
-    Defaults chosen on the shipped evaluation sets (docs/evaluation.md): plain RRF (k=60, equal
-    weights) had the best MRR@10 on the pydoc set and tied the best on the sample set."""
+    ``method`` "score" (the default): ``cosine + lexical_alpha * bm25 / bound``, where ``bound``
+    is the highest BM25 score any passage could reach for the question (``(k1 + 1) * sum of the
+    idf of its terms``), so the lexical part is an idf-weighted share of the question's words
+    found in the passage, between 0 and 1. A passage found only by the lexical side gets the
+    lowest cosine of the dense candidates. "rrf": weighted reciprocal rank fusion,
+    ``sum(weight / (k + rank))``. Chosen on the tuning half of eval/atlas (docs/evaluation.md):
+    rank fusion lets a weak lexical list pull good dense results down on questions in users'
+    words; a small score weight keeps dense order unless the question's rare words decide."""
 
+    method: str = "score"
+    lexical_alpha: float = 0.4
+    """Weight of the normalised BM25 score in score fusion."""
     k: float = 60.0
     dense_weight: float = 1.0
     lexical_weight: float = 1.0
@@ -51,6 +60,29 @@ def fuse(
         scores[cid] = scores.get(cid, 0.0) + params.lexical_weight / (params.k + rank)
     order = {cid: i for i, cid in enumerate(dict.fromkeys(dense + lexical))}
     return sorted(scores.items(), key=lambda item: (-item[1], order[item[0]]))
+
+
+def fuse_scores(
+    dense: list[tuple[int, float]],
+    lexical: list[tuple[int, float]],
+    bound: float,
+    alpha: float,
+) -> list[tuple[int, float]]:
+    """Fuse (id, cosine) and (id, BM25) lists by score: ``cosine + alpha * bm25 / bound``. A
+    passage missing from the dense list gets its lowest cosine; ties keep dense order first."""
+    cosine = dict(dense)
+    floor = min(cosine.values()) if cosine else 0.0
+    lexical_part = {cid: score / bound for cid, score in lexical} if bound > 0 else {}
+    order = {cid: i for i, cid in enumerate(dict.fromkeys([c for c, _ in dense + lexical]))}
+    scores = {cid: cosine.get(cid, floor) + alpha * lexical_part.get(cid, 0.0) for cid in order}
+    return sorted(scores.items(), key=lambda item: (-item[1], order[item[0]]))
+
+
+def bm25_bound(reader: IndexReader, text: str, total: int) -> float:
+    """The highest BM25 score a passage could reach for ``text``: ``(k1 + 1) * sum(idf)`` over
+    its content terms found in the index. Call inside a snapshot."""
+    freqs = [reader.term_frequency(fts_term(t)) for t in content_terms(text)]
+    return (BM25_K1 + 1) * sum(bm25_idf(df, total) for df in freqs if df > 0)
 
 
 def overlaps(a: StoredChunk, b: StoredChunk) -> bool:
@@ -158,7 +190,11 @@ def search(
                 reader, query_text, manifest.chunks, CANDIDATES, params.common_fraction
             )
         t2 = time.perf_counter()
-        fused = fuse([c for c, _ in dense], [c for c, _ in lexical], params)
+        if params.method == "score" and dense and lexical:
+            bound = bm25_bound(reader, query_text, manifest.chunks)
+            fused = fuse_scores(dense, lexical, bound, params.lexical_alpha)
+        else:
+            fused = fuse([c for c, _ in dense], [c for c, _ in lexical], params)
         dense_rank = {cid: i for i, (cid, _) in enumerate(dense, 1)}
         dense_score = dict(dense)
         lexical_rank = {cid: i for i, (cid, _) in enumerate(lexical, 1)}

@@ -121,6 +121,23 @@ class Source:
             return self.highlights
         return (self.highlight,) if self.highlight is not None else ()
 
+    def line_of(self, offset: int) -> int:
+        """1-based line, in the document, of the absolute ``offset`` inside this passage."""
+        inside = max(0, min(len(self.text), offset - self.start))
+        return self.line_start + self.text.count("\n", 0, inside)
+
+    @property
+    def cited_location(self) -> str:
+        """Where the supporting sentence is: ``path:L8`` (its own first line; ``path:L8-9``
+        when it spans lines), ``path:p3`` for paged documents; the passage's location when no
+        sentence was chosen."""
+        marked = self.marked
+        if self.page is not None or not marked:
+            return self.location
+        first = self.line_of(marked[0][0])
+        last = self.line_of(max(marked[-1][0], marked[-1][1] - 1))
+        return f"{self.path}:L{first}" + (f"-{last}" if last != first else "")
+
     @property
     def location(self) -> str:
         """``path:L8`` (or ``path:L8-12``), ``path:p3`` for paged documents."""
@@ -161,3 +178,5 @@ class Answer:
     sources: tuple[Source, ...] = ()
     message: str = ""
     timings: dict[str, float] = field(default_factory=dict, compare=False)
+    evidence: dict[str, float] = field(default_factory=dict, compare=False)
+    """What the decision to answer or refuse rested on (``refusal.Evidence``)."""

@@ -128,7 +128,7 @@ def test_no_document_drives_the_terminal(
     shown = 0
     for d, group in enumerate(docs):
         question = f"kw{d * per_doc:04d} {rng.choice(CONTROLS)} {rng.choice(MARKUP)}?"
-        assert main([*common, "ask", question]) == 0
+        assert main([*common, "ask", question, "--passages"]) == 0  # whole passages shown
         text = capsys.readouterr()
         assert_clean(text.out + text.err, f"askdoc ask (doc {d})")
         assert main([*common, "ask", question, "--json"]) == 0

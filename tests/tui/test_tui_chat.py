@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from pathlib import Path
@@ -50,17 +51,27 @@ async def test_answer_shows_cited_sentences_and_sources(app: AskdocApp) -> None:
         assert view.answer is not None and view.answer.found
         sentences = [widget_text(s) for s in app.query(CitedSentence)]
         assert any("signed on 4 March 1921" in s for s in sentences)
-        assert all(s.endswith("[1]") for s in sentences)
+        # each sentence: its [n], then the file and the sentence's own line
+        assert all(re.search(r"\[1\] corpus/treaty\.txt:L\d+$", s) for s in sentences)
         card = app.query(SourceCard).first()
-        title, *passage = widget_lines(card)
+        title, *excerpt = widget_lines(card)
         assert "[1] corpus/treaty.txt:L" in title and "score" in title
-        assert "Treaty of Oakridge was signed" in "\n".join(passage)
-        # the supporting sentence is highlighted inside the passage
+        assert len(excerpt) <= 3  # collapsed: the supporting sentence in a little context
         content = card.query_one(".passage").render()
         assert isinstance(content, Content)
-        lit = [content.plain[s.start : s.end] for s in content.spans]
+        lit = [content.plain[s.start : s.end] for s in content.spans if "reverse" in str(s.style)]
         assert any("signed on 4 March 1921" in part for part in lit)
         assert "Sources" in widget_text(view)
+        # space shows the whole passage (and the passage's lines in the title); again hides it
+        card.focus()
+        await pilot.press("space")
+        await pilot.pause()
+        assert card.expanded
+        passage = card.source.text
+        assert " ".join(passage.split()) in " ".join(" ".join(widget_lines(card)).split())
+        await pilot.press("space")
+        await pilot.pause()
+        assert not card.expanded and len(widget_lines(card)) <= 4
 
 
 async def test_source_viewer_by_keyboard(app: AskdocApp) -> None:
@@ -277,7 +288,35 @@ async def test_follow_up_shows_what_was_searched(app: AskdocApp) -> None:
         await ask(pilot, app, "and where was it signed?")
         last = list(app.query(AnswerView))[-1]
         assert last.answer is not None and last.answer.searched != last.answer.question
-        assert f"searched: {TREATY} and where was it signed?" in widget_text(last)
+        assert f"read as: {TREATY} and where was it signed?" in widget_text(last)
+
+
+async def test_clearing_the_chat_and_not_found_reset_follow_ups(app: AskdocApp) -> None:
+    follow = "and where was it signed?"
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, app)
+        await ask(pilot, app, TREATY)
+        await pilot.press("ctrl+l")
+        await ask(pilot, app, follow)
+        last = list(app.query(AnswerView))[-1]
+        assert last.answer is not None and last.answer.searched == follow
+        await ask(pilot, app, TREATY)
+        await ask(pilot, app, "How many moons does Jupiter have?")
+        assert not list(app.query(AnswerView))[-1].answer.found  # type: ignore[union-attr]
+        await ask(pilot, app, follow)
+        last = list(app.query(AnswerView))[-1]
+        assert last.answer is not None and last.answer.searched == follow
+
+
+async def test_a_chain_of_follow_ups_leans_on_its_first_question(app: AskdocApp) -> None:
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, app)
+        await ask(pilot, app, TREATY)
+        await ask(pilot, app, "and where was it signed?")
+        await ask(pilot, app, "and who signed it?")
+        last = list(app.query(AnswerView))[-1]
+        assert last.answer is not None
+        assert last.answer.searched == f"{TREATY} and who signed it?"
 
 
 async def test_not_found_answers_look_different(app: AskdocApp) -> None:
@@ -289,7 +328,7 @@ async def test_not_found_answers_look_different(app: AskdocApp) -> None:
         assert view.has_class("not-found")
         text = widget_text(view)
         assert "Not found in the documents" in text
-        assert "Nearest passages (weak matches)" in text
+        assert "Closest passages (none of them answers it)" in text
         assert not app.query(CitedSentence)
 
 

@@ -16,7 +16,7 @@ from askdoc.engine import Engine
 from askdoc.readers import clean_text
 from askdoc.tui.app import create_app
 from askdoc.tui.screens import SourceViewer
-from askdoc.tui.widgets import AnswerView, Selectable
+from askdoc.tui.widgets import AnswerView, Selectable, SourceCard
 
 pytestmark = pytest.mark.anyio
 
@@ -77,6 +77,9 @@ async def test_hostile_corpus_is_shown_verbatim_and_never_acted_on(
         assert painted_actions(probe)
         await probe.remove()
 
+        for card in app.query(SourceCard):  # show every passage whole
+            card.expanded = True
+        await pilot.pause()
         painted = "\n".join(widget_lines(app.screen))
         assert QUESTION in painted
         assert f"corpus/{HOSTILE_NAME}:L1" in painted

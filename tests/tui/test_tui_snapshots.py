@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import pytest
 from textual.pilot import Pilot
 from textual.widgets import Input
 from tui_helpers import EmbedderFactory, wait_for, widget_text
@@ -45,11 +46,45 @@ def test_empty_chat(snap_compare: Snap, app: AskdocApp) -> None:
     assert snap_compare(app, terminal_size=SIZE, run_before=settle)
 
 
-def test_answered_question(snap_compare: Snap, app: AskdocApp) -> None:
+@pytest.mark.parametrize("size", [(80, 24), SIZE, (160, 45)], ids=["80x24", "120x40", "160x45"])
+def test_answered_question(snap_compare: Snap, app: AskdocApp, size: tuple[int, int]) -> None:
+    """The answer first, each sentence with [n] and its file:line; sources collapsed."""
+
     async def run_before(pilot: Pilot[Any]) -> None:
         await ask(pilot, "When was the Treaty of Oakridge signed?")
 
+    assert snap_compare(app, terminal_size=size, run_before=run_before)
+
+
+@pytest.mark.parametrize("size", [(80, 24), (160, 45)], ids=["80x24", "160x45"])
+def test_refusal(snap_compare: Snap, app: AskdocApp, size: tuple[int, int]) -> None:
+    """A refusal says so and lists the closest passages one line each."""
+
+    async def run_before(pilot: Pilot[Any]) -> None:
+        await ask(pilot, "How many moons does Jupiter have?")
+
+    assert snap_compare(app, terminal_size=size, run_before=run_before)
+
+
+def test_expanded_source(snap_compare: Snap, app: AskdocApp) -> None:
+    """Space on a source shows its whole passage."""
+
+    async def run_before(pilot: Pilot[Any]) -> None:
+        await ask(pilot, "When was the Treaty of Oakridge signed?")
+        await pilot.press("ctrl+o", "down", "space")
+        await pilot.pause(0.1)
+
     assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
+
+
+def test_follow_up_reads_as_one_line(snap_compare: Snap, app: AskdocApp) -> None:
+    """A follow-up shows the question it was read as, on one short line at 80 columns."""
+
+    async def run_before(pilot: Pilot[Any]) -> None:
+        await ask(pilot, "When was the Treaty of Oakridge signed?")
+        await ask(pilot, "and where was it signed?")
+
+    assert snap_compare(app, terminal_size=(80, 24), run_before=run_before)
 
 
 def test_source_viewer(snap_compare: Snap, app: AskdocApp) -> None:

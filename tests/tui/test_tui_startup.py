@@ -85,4 +85,4 @@ async def test_chat_with_the_real_model(sample_engine: Engine) -> None:
         await pilot.press("escape")
         await ask(pilot, app, "and who signed it?")
         last = list(app.query("AnswerView"))[-1]
-        assert "searched: When was the agreement signed? and who signed it?" in widget_text(last)
+        assert "read as: When was the agreement signed? and who signed it?" in widget_text(last)

@@ -95,9 +95,9 @@ def test_markdown_transcript_cites_path_and_line() -> None:
     assert f"- {SENTENCE} [1] (corpus/news/pact.txt:L2)" in markdown
     assert "[1] corpus/news/pact.txt:L2-3 · score 0.50" in markdown
     assert "> The pact was signed on June 19. It was a surprise." in markdown
-    assert "*searched: When was the pact signed? and who?*" in markdown
+    assert "*↳ read as: When was the pact signed? and who?*" in markdown
     assert "*Not answered: please ask a question*" in markdown
-    assert "### Nearest passages (weak matches)" in markdown
+    assert "### Closest passages (none of them answers it)" in markdown
     without = to_markdown(entries, Path("corpus"), now=0, show_scores=False)
     assert "score" not in without
 
@@ -122,11 +122,24 @@ def test_passage_highlights_the_supporting_sentence() -> None:
     assert lit == [SENTENCE]
 
 
-def test_source_title_shows_location_and_optional_score() -> None:
+def test_source_title_names_the_sentence_line_and_optional_score() -> None:
     assert texts.source_title(source(), Path("corpus"), True).plain == (
-        "[1] corpus/news/pact.txt:L2-3  score 0.50"
+        "[1] corpus/news/pact.txt:L2  score 0.50"
     )
+    expanded = texts.source_title(source(), Path("corpus"), True, expanded=True).plain
+    assert expanded == "[1] corpus/news/pact.txt:L2  passage L2-3  score 0.50"
     assert "score" not in texts.source_title(source(), Path("corpus"), False).plain
+
+
+def test_collapsed_source_is_the_sentence_in_context() -> None:
+    content = texts.excerpt_content(source())
+    lit = [
+        content.plain[span.start : span.end]
+        for span in content.spans
+        if "reverse" in str(span.style)
+    ]
+    assert lit == [SENTENCE]
+    assert "\n" not in content.plain
 
 
 def render(table: object) -> str:

@@ -259,6 +259,7 @@ class AskdocApp(ChatBase):
                 continue
             child.remove()
         self.entries = [p.exchange for p in waiting]
+        self._previous = None  # a cleared chat has nothing for a follow-up to lean on
         self.notify("Chat cleared.")
 
     def action_export(self) -> None:

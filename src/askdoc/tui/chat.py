@@ -18,6 +18,7 @@ from textual.worker import Worker, WorkerState
 
 from askdoc.config import Settings
 from askdoc.errors import AskdocError
+from askdoc.followup import next_context
 from askdoc.tui import texts
 from askdoc.tui.messages import Answered, DocumentRead, OpenSource, StatusRead
 from askdoc.tui.screens import SourceViewer
@@ -204,7 +205,7 @@ class ChatBase(App[int]):
         else:
             answer = message.answer
             pending.exchange.answer = answer
-            self._previous = answer.searched
+            self._previous = next_context(answer, self._previous)
             seconds = message.seconds if self.show_timings else None
             await pending.view.show_answer(answer, self.settings.corpus, self.scores, seconds)
         if following and pending.view.is_attached:

@@ -12,7 +12,7 @@ from rich.table import Table
 from rich.text import Text
 from textual.content import Content
 
-from askdoc.render import safe, source_location
+from askdoc.render import excerpt, one_line, safe, source_location
 from askdoc.types import AnswerSentence, Document, Source, line_at
 
 MARK = "bold $text-accent"
@@ -28,30 +28,54 @@ def plain(text: str) -> Content:
     return Content(safe(text))
 
 
-def one_line(text: str) -> str:
-    return " ".join(safe(text).split())
-
-
 def question_content(question: str) -> Content:
     return Content.assemble(("❯ ", "bold $accent"), (one_line(question), "bold"))
 
 
-def sentence_content(sentence: AnswerSentence) -> Content:
-    """An answer sentence followed by its ``[n]`` citation marker."""
-    return Content.assemble(one_line(sentence.text), " ", (f"[{sentence.source}]", MARK))
+def sentence_content(sentence: AnswerSentence, where: str = "") -> Content:
+    """An answer sentence followed by its ``[n]`` citation marker and where it is (``where``:
+    the file and the sentence's own line)."""
+    parts: list[tuple[str, str] | str] = [
+        one_line(sentence.text),
+        " ",
+        (f"[{sentence.source}]", MARK),
+    ]
+    if where:
+        parts.append((f" {one_line(where)}", "$text-muted"))
+    return Content.assemble(*parts)
 
 
-def source_title(source: Source, corpus: Path, show_scores: bool) -> Content:
-    """``[1] corpus/file.txt:L8  score 0.42  § Heading``."""
+def source_title(
+    source: Source, corpus: Path, show_scores: bool, expanded: bool = False
+) -> Content:
+    """``[1] corpus/file.txt:L8  score 0.42  § Heading``: the supporting sentence's line; the
+    passage's range too when ``expanded``."""
     parts: list[tuple[str, str] | str] = [
         (f"[{source.number}] ", MARK),
-        (source_location(corpus, source), "bold $text-success"),
+        (source_location(corpus, source, cited=True), "bold $text-success"),
     ]
+    if expanded and source.location != source.cited_location:
+        parts.append((f"  passage {source.location.rpartition(':')[2]}", "$text-muted"))
     if show_scores:
         parts.append((f"  score {source.score:.2f}", "$text-muted"))
     if source.heading:
         parts.append((f"  § {one_line(source.heading)}", "italic $text-muted"))
     return Content.assemble(*parts)
+
+
+def excerpt_content(source: Source) -> Content:
+    """The collapsed source: the supporting sentence(s), highlighted, after a little context."""
+    return Content.assemble(
+        *[(text, HIGHLIGHT if marked else "$text-muted") for text, marked in excerpt(source)]
+    )
+
+
+def closest_content(source: Source, corpus: Path, show_scores: bool) -> Content:
+    """A weak match after a refusal, on one line: ``[n] path:L3  score  start of it…``."""
+    best = next((text for text, marked in excerpt(source, 0) if marked), "")
+    return Content.assemble(
+        source_title(source, corpus, show_scores), "  ", best or one_line(source.text)
+    )
 
 
 def passage_content(source: Source) -> Content:

@@ -8,7 +8,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from askdoc.render import display_path, safe, source_location
+from askdoc.render import (
+    CLOSEST_TITLE,
+    NOT_FOUND,
+    READ_AS,
+    SOURCES_TITLE,
+    display_path,
+    one_line,
+    safe,
+    source_location,
+)
 
 if TYPE_CHECKING:
     from askdoc.indexer import BuildReport
@@ -90,29 +99,25 @@ def _quote(text: str) -> str:
     return "\n".join("> " + line if line else ">" for line in safe(text).split("\n"))
 
 
-def _one_line(text: str) -> str:
-    return " ".join(safe(text).split())
-
-
 def exchange_markdown(exchange: Exchange, corpus: Path, show_scores: bool = True) -> list[str]:
-    out = [f"## Q: {_one_line(exchange.question)}", ""]
+    out = [f"## Q: {one_line(exchange.question)}", ""]
     answer = exchange.answer
     if answer is None:
-        out += [f"*Not answered: {_one_line(exchange.error or 'no answer')}*", ""]
+        out += [f"*Not answered: {one_line(exchange.error or 'no answer')}*", ""]
         return out
     if answer.searched != answer.question:
-        out += [f"*searched: {_one_line(answer.searched)}*", ""]
+        out += [f"*{READ_AS}{one_line(answer.searched)}*", ""]
     by_number = {s.number: s for s in answer.sources}
     if answer.found:
         for sentence in answer.sentences:
             ref = sentence_ref(sentence, by_number.get(sentence.source), corpus)
-            out.append(f"- {_one_line(sentence.text)} [{sentence.source}] ({ref})")
+            out.append(f"- {one_line(sentence.text)} [{sentence.source}] ({ref})")
         if answer.message:
-            out += ["", f"*note: {_one_line(answer.message)}*"]
+            out += ["", f"*note: {one_line(answer.message)}*"]
     else:
-        out.append(f"**{_one_line(answer.message or 'Not found in the documents.')}**")
+        out.append(f"**{one_line(answer.message or NOT_FOUND)}**")
     if answer.sources:
-        title = "Sources" if answer.found else "Nearest passages (weak matches)"
+        title = SOURCES_TITLE if answer.found else CLOSEST_TITLE
         out += ["", f"### {title}", ""]
     for source in answer.sources:
         score = f" · score {source.score:.2f}" if show_scores else ""

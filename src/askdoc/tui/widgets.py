@@ -14,6 +14,7 @@ from textual.reactive import reactive
 from textual.widget import Widget
 from textual.widgets import Button, Input, Static
 
+from askdoc.render import CLOSEST_TITLE, READ_AS, SOURCES_TITLE, source_location
 from askdoc.tui import texts
 from askdoc.tui.messages import OpenSource
 from askdoc.tui.transcript import History
@@ -118,7 +119,7 @@ class Selectable(Vertical, can_focus=True):
     def on_key(self, event: events.Key) -> None:
         """1…9 open source [n] of the same answer; other printable keys go to the question."""
         char = event.character
-        if not event.is_printable or char is None or char in "jk?":
+        if not event.is_printable or char is None or char in "jk? ":
             return
         event.stop()
         if not char.isdigit():
@@ -133,36 +134,69 @@ class Selectable(Vertical, can_focus=True):
 
 
 class CitedSentence(Selectable):
-    """An answer sentence with its ``[n]`` marker."""
+    """An answer sentence with its ``[n]`` marker and the file and line it comes from."""
 
-    def __init__(self, sentence: AnswerSentence, source: Source) -> None:
+    def __init__(self, sentence: AnswerSentence, source: Source, corpus: Path) -> None:
         super().__init__(source, classes="sentence")
         self.sentence = sentence
+        self.corpus = corpus
 
     def compose(self) -> ComposeResult:
-        yield Static(texts.sentence_content(self.sentence))
+        where = source_location(self.corpus, self.source, cited=True)
+        if self.source.page is None:
+            first, last = self.sentence.lines
+            where = where.rpartition(":")[0] + f":L{first}" + (f"-{last}" if last != first else "")
+        yield Static(texts.sentence_content(self.sentence, where))
 
 
 class SourceCard(Selectable):
-    """``[n] path:L8  score``, then the passage with the supporting sentence highlighted."""
+    """``[n] path:L8  score``, then the supporting sentence in a little context; space shows
+    the whole passage (and hides it again), enter opens the document. After a refusal
+    (``closest``) a card is one line: where, and the start of its best sentence."""
+
+    BINDINGS = [Binding("space", "toggle_passage", "Whole passage")]
 
     show_scores: reactive[bool] = reactive(True)
+    expanded: reactive[bool] = reactive(False)
 
-    def __init__(self, source: Source, corpus: Path, show_scores: bool) -> None:
-        super().__init__(source, classes="source")
+    def __init__(
+        self, source: Source, corpus: Path, show_scores: bool, closest: bool = False
+    ) -> None:
+        super().__init__(source, classes="source closest" if closest else "source")
         self.corpus = corpus
+        self.closest = closest
         self.set_reactive(SourceCard.show_scores, show_scores)
 
     def compose(self) -> ComposeResult:
-        yield Static(
-            texts.source_title(self.source, self.corpus, self.show_scores), classes="source-title"
-        )
-        yield Static(texts.passage_content(self.source), classes="passage")
+        yield Static(self._title(), classes="source-title")
+        if not self.closest:
+            yield Static(texts.excerpt_content(self.source), classes="passage")
+
+    def _title(self) -> Content:
+        if self.closest:
+            return texts.closest_content(self.source, self.corpus, self.show_scores)
+        return texts.source_title(self.source, self.corpus, self.show_scores, self.expanded)
+
+    def action_toggle_passage(self) -> None:
+        self.expanded = not self.expanded
+
+    def watch_expanded(self, expanded: bool) -> None:
+        if not self.is_mounted:
+            return
+        if self.closest:
+            self.closest = False
+            self.remove_class("closest")
+            self.mount(Static(classes="passage"))
+        self.query_one(".source-title", Static).update(self._title())
+        passage = self.query_one(".passage", Static)
+        if expanded:
+            passage.update(texts.passage_content(self.source))
+        else:
+            passage.update(texts.excerpt_content(self.source))
 
     def watch_show_scores(self, show: bool) -> None:
         if self.is_mounted:
-            title = self.query_one(".source-title", Static)
-            title.update(texts.source_title(self.source, self.corpus, show))
+            self.query_one(".source-title", Static).update(self._title())
 
 
 class Note(Static):
@@ -205,17 +239,23 @@ class AnswerView(Vertical):
         self.set_class(not answer.found, "not-found")
         widgets: list[Widget] = [Static(self._header(answer, seconds), classes="answer-header")]
         by_number = {s.number: s for s in answer.sources}
+        if answer.searched != answer.question:
+            searched = f"{READ_AS}{texts.one_line(answer.searched)}"
+            widgets.append(
+                Static(Content.styled(searched, "italic $text-muted"), classes="searched")
+            )
         if answer.found:
             for sentence in answer.sentences:
                 source = by_number.get(sentence.source)
                 if source is not None:
-                    widgets.append(CitedSentence(sentence, source))
+                    widgets.append(CitedSentence(sentence, source, corpus))
         if answer.message and answer.found:
             widgets.append(Note(f"note: {texts.one_line(answer.message)}", "muted"))
         if answer.sources:
-            title = "Sources" if answer.found else "Nearest passages (weak matches)"
+            title = SOURCES_TITLE if answer.found else CLOSEST_TITLE
             widgets.append(Static(Content.styled(title, "bold"), classes="sources-title"))
-        widgets += [SourceCard(source, corpus, show_scores) for source in answer.sources]
+        closest = not answer.found
+        widgets += [SourceCard(s, corpus, show_scores, closest) for s in answer.sources]
         return self.mount_all(widgets)
 
     @staticmethod
@@ -229,8 +269,6 @@ class AnswerView(Vertical):
                 parts.append(f": {message}")
         if seconds is not None:
             parts.append((f"  {seconds:.2f} s", "$text-muted"))
-        if answer.searched != answer.question:
-            parts.append((f"  searched: {texts.one_line(answer.searched)}", "italic $text-muted"))
         return Content.assemble(*parts)
 
 
