@@ -569,11 +569,11 @@ def test_read_html(corpus: Path) -> None:
     for secret in ("SCRIPT", "STYLE", "NOSCRIPT", "TEMPLATE", "COMMENT", "DOCTYPE", "\x1b"):
         assert secret not in document.text
     assert "\u202e" not in document.text
-    assert document.text.startswith("Page Title\n\nMain Heading\n\nFirst paragraph spans lines.")
-    assert "one\ntwo" in document.text and "a\nb" in document.text
+    assert document.text.startswith("\nPage Title\n\n\n\n\nMain Heading\nFirst paragraph\nspans")
+    assert "one two" in document.text and "a b" in document.text
     assert "cell 1 cell 2" in document.text
     assert "keep\n   indentation" in document.text
-    assert "\n\n\n" not in document.text and "  " not in document.text.split("keep")[0]
+    assert "  " not in document.text.split("keep")[0]
     text = document.text
     found = [(h.level, h.title, text[h.offset :][: len(h.title)]) for h in document.headings]
     assert found == [
@@ -583,9 +583,23 @@ def test_read_html(corpus: Path) -> None:
     ]
 
 
+def test_html_text_keeps_the_line_of_the_file(corpus: Path) -> None:
+    """Every extracted word is on the line of the HTML file where it was written, so a
+    citation's line is the file's line (and never past its end)."""
+    document = read(corpus, "page.html", HTML)
+    source = HTML.split("\n")
+    lines = document.text.split("\n")
+    assert len(lines) <= len(source)
+    for number, line in enumerate(lines, 1):
+        for word in line.replace("&", " ").split():
+            if word.isalpha():
+                assert word in source[number - 1], (number, word)
+    assert document.line_at(document.text.index("Sub heading")) == 12
+
+
 def test_read_html_title_then_bare_body_text(corpus: Path) -> None:
     document = read(corpus, "bare.htm", "<title>T</title>Loose text <b>bold</b>")
-    assert document.text == "T\n\nLoose text bold"
+    assert document.text == "T Loose text bold"
 
 
 def test_read_html_declared_charset(corpus: Path) -> None:

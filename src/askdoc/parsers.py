@@ -122,39 +122,79 @@ _LINE_TAGS |= {"option", "legend", "body", "html"}
 _HEADING_TAGS = {"h1": 1, "h2": 2, "h3": 3, "h4": 4, "h5": 5, "h6": 6}
 
 
+_WHITESPACE = re.compile(r"\s+")
+
+
+def _collapse(text: str) -> str:
+    """Runs of whitespace as one space, or as the newlines they contain."""
+    return _WHITESPACE.sub(lambda m: "\n" * m.group().count("\n") or " ", text)
+
+
 class _TextBuilder:
-    """Accumulates extracted text and block breaks; offsets are exact (nothing is rewritten)."""
+    """Accumulates the text of an HTML file so that every character stays on the line of the
+    file where it was written: newlines inside text are kept, each tag pads the text down to its
+    own line (``at_line``), and a block break (``brk``) is a newline only when the next block
+    starts on a later line, else one space. So a citation's line is the file's line, never
+    past its end. Offsets are exact (nothing is rewritten afterwards)."""
 
     def __init__(self) -> None:
         self.parts: list[str] = []
         self.length = 0
-        self.pending = 0
+        self.line = 1
+        self.floor = 1
+        self.pending = False
 
-    def brk(self, count: int, add: bool = False) -> None:
-        """Ask for ``count`` newlines before the next text (``add``: on top of those asked)."""
-        self.pending = min(2, self.pending + count if add else max(self.pending, count))
+    def brk(self) -> None:
+        """A block ends: the next text must not run into it."""
+        self.pending = True
+
+    def at_line(self, line: int | None) -> None:
+        """What comes next was written on ``line`` of the file (or later)."""
+        if line:
+            self.floor = max(self.floor, line)
 
     def add(self, text: str, pre: bool = False) -> None:
-        last = self.parts[-1] if self.parts else "\n"
-        if pre:
-            text = re.sub(r"\n{3,}", "\n\n", text.lstrip("\n") if self.pending else text)
-        else:
-            text = _SPACE_RE.sub(" ", text)
-            if self.pending or last.endswith("\n") or last.endswith(" "):
-                text = text.lstrip(" ")
+        text = text if pre else _collapse(text)
+        if not text.strip() and not pre:
+            self.line_feeds(text.count("\n"))
+            if text and not text.count("\n") and not self._ends_blank():
+                self.pending = True
+            return
         if not text:
             return
-        if self.pending and self.parts:
+        if self.floor > self.line:
+            self.line_feeds(self.floor - self.line)
+        if self._at_line_start():
+            text = text.lstrip(" ")
+        elif self.pending and not text[:1].isspace() and not self._ends_blank():
+            self._emit(" ")
+        elif self._ends_blank():
+            text = text.lstrip(" ")
+        self.pending = False
+        self._emit(text)
+
+    def line_feeds(self, count: int) -> None:
+        if count <= 0:
+            return
+        if self.parts:
+            last = self.parts[-1]
             trimmed = last.rstrip(" ")
             self.length -= len(last) - len(trimmed)
             self.parts[-1] = trimmed
-            self._emit("\n" * max(0, self.pending - (len(trimmed) - len(trimmed.rstrip("\n")))))
-        self.pending = 0
-        self._emit(text)
+        self._emit("\n" * count)
+        self.pending = False
+
+    def _at_line_start(self) -> bool:
+        return not self.parts or self.parts[-1].endswith("\n")
+
+    def _ends_blank(self) -> bool:
+        return not self.parts or self.parts[-1][-1:] in (" ", "\n")
 
     def _emit(self, text: str) -> None:
         self.parts.append(text)
         self.length += len(text)
+        self.line += text.count("\n")
+        self.floor = max(self.floor, self.line)
 
     def text(self) -> str:
         return "".join(self.parts).rstrip()
@@ -168,30 +208,25 @@ def _parse_html(path: str, data: bytes, max_bytes: int) -> Document:
     headings: list[Heading] = []
     try:
         soup = BeautifulSoup(raw, "html.parser")
-        title_tag = soup.find("title")
-        title = _SPACE_RE.sub(" ", clean_text(title_tag.get_text())).strip() if title_tag else ""
-        if title:
-            headings.append(Heading(0, 1, title))
-            out.add(title)
-            out.brk(2)
-        body_start = out.length
-        _walk_html(soup, out, headings)
+        title = _walk_html(soup, out, headings)
     except Exception as exc:
         raise ReadError(f"cannot parse HTML: {describe_error(exc)}") from exc
     text = out.text()
-    if len(text) <= body_start:
+    if not text.replace(title, "", 1).strip():
         raise ReadError("no text in HTML")
     return Document(path, text, "html", headings=tuple(headings), notes=notes)
 
 
-def _walk_html(soup: Any, out: _TextBuilder, headings: list[Heading]) -> None:
-    """Iterative walk (deep nesting cannot overflow the stack) emitting text and headings."""
+def _walk_html(soup: Any, out: _TextBuilder, headings: list[Heading]) -> str:
+    """Iterative walk (deep nesting cannot overflow the stack) emitting text and headings, in
+    the file's order; returns the title (the first <title>, a level-1 heading)."""
     from bs4 import CData, NavigableString, Tag
     from bs4.element import PreformattedString
 
     stack: list[tuple[Any, bool]] = [(soup, False)]
     opened: list[tuple[int, int]] = []  # (index in out.parts, level) of headings being read
     pre_depth = 0
+    title = ""
     while stack:
         node, leaving = stack.pop()
         if isinstance(node, NavigableString):
@@ -199,12 +234,24 @@ def _walk_html(soup: Any, out: _TextBuilder, headings: list[Heading]) -> None:
                 out.add(clean_text(str(node)), pre=pre_depth > 0)
             continue
         name = node.name.lower() if isinstance(node, Tag) and node.name else ""
-        if name in _DROP_TAGS or name == "title":
+        if name in _DROP_TAGS:
             continue
+        if name == "title":
+            text = _SPACE_RE.sub(" ", clean_text(node.get_text())).strip()
+            if text and not title and not leaving:
+                out.at_line(node.sourceline)
+                out.add(text)
+                headings.append(Heading(out.length - len(text), 1, text))
+                out.brk()
+                title = text
+            continue
+        if not leaving and isinstance(node, Tag):
+            out.at_line(node.sourceline)
         if name == "br":
-            out.brk(1, add=True)
+            out.brk()
             continue
-        out.brk(2 if name in _PARA_TAGS or name in _HEADING_TAGS else int(name in _LINE_TAGS))
+        if name in _PARA_TAGS or name in _HEADING_TAGS or name in _LINE_TAGS:
+            out.brk()
         if name in ("td", "th") and not leaving:
             out.add(" ")
         if name == "pre":
@@ -216,6 +263,7 @@ def _walk_html(soup: Any, out: _TextBuilder, headings: list[Heading]) -> None:
         if not leaving:
             stack.append((node, True))
             stack.extend((child, False) for child in reversed(node.contents))
+    return title
 
 
 def _close_heading(opened: tuple[int, int], out: _TextBuilder, headings: list[Heading]) -> None:
