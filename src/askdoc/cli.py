@@ -17,6 +17,7 @@ EPILOG = """examples:
   askdoc index                      build or update the index of corpus/
   askdoc ask "Who signed the pact?" answer with cited sources
   askdoc ask "..." --json           the same as a JSON object
+  askdoc ask - < questions.txt      one question per line in, one JSON object per line out
   askdoc status                     index facts and files changed since the last build
   askdoc                            open the chat UI
 
@@ -58,7 +59,18 @@ def build_parser() -> argparse.ArgumentParser:
     index.add_argument("--wait", action="store_true", help="wait for another build to finish")
 
     ask = sub.add_parser("ask", parents=[common], help="answer a question from the index")
-    ask.add_argument("question", help="the question, in quotes")
+    ask.add_argument(
+        "question",
+        nargs="?",
+        help='the question, in quotes; "-" reads one question per line from stdin and writes '
+        "one JSON object per line (JSON Lines)",
+    )
+    ask.add_argument(
+        "--questions",
+        metavar="FILE",
+        type=Path,
+        help="read one question per line from FILE (JSON Lines out, as with -)",
+    )
     ask.add_argument("-k", type=int, metavar="N", help="passages to retrieve (default: 5)")
     ask.add_argument("--mode", choices=MODES, help="retrieval mode (default: hybrid)")
     ask.add_argument("--json", action="store_true", help="print a JSON object (docs/json.md)")
@@ -105,6 +117,8 @@ def _main(argv: Sequence[str] | None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command == "ask" and (args.question is None) == (args.questions is None):
+        parser.error('ask needs a question, "-" for questions on stdin, or --questions FILE')
     try:
         settings = settings_from(args)
         return run(args, settings)
