@@ -197,3 +197,21 @@ def test_watch_of_a_missing_corpus_is_one_line(
     assert code == 1
     err = capsys.readouterr().err
     assert err.startswith("askdoc: corpus folder ") and "does not exist" in err
+
+
+@pytest.mark.parametrize(
+    ("argv", "watched"), [([], False), (["--watch"], True), (["chat", "--watch"], True)]
+)
+def test_chat_watch_flag(
+    argv: list[str], watched: bool, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    calls: list[bool] = []
+
+    def run_app(settings: Settings, watch: bool = False) -> int:
+        calls.append(watch)
+        return 0
+
+    monkeypatch.setattr("askdoc.tui.run_app", run_app)
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 0
+    assert calls == [watched]

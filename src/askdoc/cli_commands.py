@@ -218,4 +218,4 @@ def cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_chat(args: argparse.Namespace, settings: Settings) -> int:
     from askdoc.tui import run_app
 
-    return run_app(settings)
+    return run_app(settings, watch=getattr(args, "watch", False))
