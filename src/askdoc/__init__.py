@@ -32,7 +32,9 @@ if TYPE_CHECKING:
         Skipped,
         Source,
         Status,
+        WatchedBuild,
         answer_json,
+        keep_current,
         open,
         source_json,
     )
@@ -58,7 +60,9 @@ __all__ = [
     "Skipped",
     "Source",
     "Status",
+    "WatchedBuild",
     "answer_json",
+    "keep_current",
     "open",
     "source_json",
 ]

@@ -28,6 +28,7 @@ from askdoc.manifest import Manifest
 from askdoc.readers import Skipped
 from askdoc.render import answer_json, source_json
 from askdoc.types import Answer, AnswerSentence, Document, Source
+from askdoc.watch import WatchedBuild, keep_current
 
 __all__ = [
     "Answer",
@@ -50,7 +51,9 @@ __all__ = [
     "Skipped",
     "Source",
     "Status",
+    "WatchedBuild",
     "answer_json",
+    "keep_current",
     "open",
     "source_json",
 ]
