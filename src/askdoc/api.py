@@ -59,7 +59,7 @@ __all__ = [
 ]
 
 
-def open(  # askdoc.open, like tarfile.open and shelve.open
+def open(
     index: str | Path = "index",
     corpus: str | Path | None = None,
     *,

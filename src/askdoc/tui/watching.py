@@ -15,6 +15,8 @@ from askdoc.watch import RETRY_S, WatchedBuild, corpus_changes
 
 MAX_NAMES = 3
 """Files named in a watch note before "and N more"."""
+IDLE_POST_S = 1.0
+"""While nothing changes, the watcher wakes the app at most this often (for retries)."""
 
 
 def watch_summary(report: BuildReport) -> str:
@@ -76,9 +78,12 @@ class WatchingChat(ChatBase):
         self.watching = self._watch_due = False
 
     def _watch_thread(self, stop: threading.Event) -> None:
+        posted = 0.0  # the first wake-up is always posted: it starts the catch-up build
         try:
             for changed in corpus_changes(self.settings, stop):
-                self.post_message(CorpusChanged(changed, stop))
+                if changed or time.monotonic() - posted >= IDLE_POST_S:
+                    posted = time.monotonic()
+                    self.post_message(CorpusChanged(changed, stop))
         except AskdocError as exc:
             self.post_message(WatchEnded(str(exc), stop))
         except Exception as exc:  # shown in the app rather than lost with the thread
