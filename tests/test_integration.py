@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import json
+import sys
 from dataclasses import replace
 
 import pytest
@@ -85,6 +87,20 @@ def test_cli_ask_json(sample_engine: Engine, capsys: pytest.CaptureFixture[str])
         == first["text"]
     )
     assert len(data["sources"]) <= 3
+
+
+def test_cli_ask_stdin_json_lines(
+    sample_engine: Engine, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    settings = sample_engine.settings
+    monkeypatch.setattr("askdoc.engine.Embedder", lambda _model="": sample_engine.embedder)
+    questions = "On which day did Putin and Kim sign their pact?\nWho won the 2018 World Cup?\n"
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(questions.encode())))
+    paths = ["--corpus", str(settings.corpus), "--index", str(settings.index)]
+    assert main(["ask", "-", *paths]) == 0
+    signed, unrelated = (json.loads(line) for line in capsys.readouterr().out.splitlines())
+    assert signed["found"] is True and "June 19" in signed["answer"][0]["text"]
+    assert unrelated["found"] is False and unrelated["sources"]
 
 
 def test_cli_ask_text_output(sample_engine: Engine, capsys: pytest.CaptureFixture[str]) -> None:

@@ -17,6 +17,8 @@ EPILOG = """examples:
   askdoc index                      build or update the index of corpus/
   askdoc ask "Who signed the pact?" answer with cited sources
   askdoc ask "..." --json           the same as a JSON object
+  askdoc ask - < questions.txt      one question per line in, one JSON object per line out
+  askdoc index --watch              keep the index current while files change (Ctrl+C stops)
   askdoc status                     index facts and files changed since the last build
   askdoc                            open the chat UI
 
@@ -56,9 +58,26 @@ def build_parser() -> argparse.ArgumentParser:
     index.add_argument("--full", action="store_true", help="re-embed every document")
     index.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
     index.add_argument("--wait", action="store_true", help="wait for another build to finish")
+    index.add_argument(
+        "--watch",
+        action="store_true",
+        help="after the build, keep the index current as documents are added, changed, renamed "
+        "or deleted, until Ctrl+C",
+    )
 
     ask = sub.add_parser("ask", parents=[common], help="answer a question from the index")
-    ask.add_argument("question", help="the question, in quotes")
+    ask.add_argument(
+        "question",
+        nargs="?",
+        help='the question, in quotes; "-" reads one question per line from stdin and writes '
+        "one JSON object per line (JSON Lines)",
+    )
+    ask.add_argument(
+        "--questions",
+        metavar="FILE",
+        type=Path,
+        help="read one question per line from FILE (JSON Lines out, as with -)",
+    )
     ask.add_argument("-k", type=int, metavar="N", help="passages to retrieve (default: 5)")
     ask.add_argument("--mode", choices=MODES, help="retrieval mode (default: hybrid)")
     ask.add_argument("--json", action="store_true", help="print a JSON object (docs/json.md)")
@@ -70,7 +89,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("status", parents=[common], help="index facts and corpus drift")
     sub.add_parser("verify", parents=[common], help="check every file of the index")
-    sub.add_parser("chat", parents=[common], help="open the chat UI (same as bare askdoc)")
+    chat = sub.add_parser("chat", parents=[common], help="open the chat UI (same as bare askdoc)")
+    for owner in (parser, chat):
+        owner.add_argument(
+            "--watch",
+            action="store_true",
+            default=argparse.SUPPRESS,
+            help="chat UI: start with the corpus watched (f5 toggles it)",
+        )
 
     from askdoc.eval_cli import add_eval_parser
 
@@ -110,6 +136,10 @@ def _main(argv: Sequence[str] | None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command == "ask" and (args.question is None) == (args.questions is None):
+        parser.error('ask needs a question, "-" for questions on stdin, or --questions FILE')
+    if args.command == "index" and args.watch and args.dry_run:
+        parser.error("index: --watch and --dry-run do not go together")
     try:
         settings = settings_from(args)
         return run(args, settings)
@@ -129,6 +159,10 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     from askdoc import cli_commands as commands
 
     command = args.command or "chat"
+    if command == "index" and args.watch:
+        from askdoc.cli_watch import cmd_watch
+
+        return cmd_watch(args, settings)
     handler: Any = {
         "index": commands.cmd_index,
         "ask": commands.cmd_ask,

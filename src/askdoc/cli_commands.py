@@ -8,7 +8,8 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from pathlib import Path
+from typing import Any, BinaryIO
 
 from rich.console import Console
 from rich.text import Text
@@ -16,8 +17,9 @@ from rich.text import Text
 from askdoc.config import Settings
 from askdoc.embedder import device_hint
 from askdoc.engine import Engine, Status
+from askdoc.errors import AskdocError, QuestionError
 from askdoc.indexer import BuildReport, Progress
-from askdoc.render import answer_json, answer_text, display_path, safe
+from askdoc.render import JSON_VERSION, answer_json, answer_text, display_path, safe
 
 
 def console(stderr: bool = False) -> Console:
@@ -105,6 +107,8 @@ def cmd_index(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
     engine = Engine(settings)
+    if args.question == "-" or args.questions is not None:
+        return cmd_ask_lines(engine, args)
     answer = engine.ask(args.question, k=args.k, mode=args.mode)
     if args.json:
         print(json.dumps(answer_json(answer, settings.corpus), ensure_ascii=False, indent=2))
@@ -112,6 +116,48 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
         passages = bool(getattr(args, "passages", False))
         console().print(answer_text(answer, settings.corpus, passages=passages), end="")
     return 0
+
+
+def cmd_ask_lines(engine: Engine, args: argparse.Namespace) -> int:
+    """``askdoc ask -`` / ``--questions FILE``: one JSON object per question line, written as
+    soon as it is answered; a failed question gives ``{"version", "question", "error"}`` and the
+    rest go on. Exit 1 when any failed. The index and model load first: a missing index stops
+    everything before any question is read."""
+    engine.load()
+    source = sys.stdin.buffer if args.questions is None else _open_questions(args.questions)
+    asked = failed = 0
+    try:
+        for raw in iter(source.readline, b""):
+            line = raw.decode("utf-8", errors="replace").rstrip("\r\n")
+            if not line.strip():
+                continue  # blank lines separate questions; they are not questions
+            asked += 1
+            record = answer_line(engine, line, args.k, args.mode)
+            failed += "error" in record
+            sys.stdout.write(json.dumps(record, ensure_ascii=False) + "\n")
+            sys.stdout.flush()  # a script (or an editor) waiting for this answer gets it now
+    finally:
+        if source is not sys.stdin.buffer:
+            source.close()
+    if failed:
+        print(f'askdoc: {failed} of {asked} questions failed (see their "error")', file=sys.stderr)
+    return 1 if failed else 0
+
+
+def _open_questions(path: Path) -> BinaryIO:
+    try:
+        return path.open("rb")
+    except OSError as exc:
+        raise QuestionError(f"cannot read questions from {path}: {exc.strerror}") from None
+
+
+def answer_line(engine: Engine, question: str, k: int | None, mode: str | None) -> dict[str, Any]:
+    """The docs/json.md object for one question, or ``{version, question, error}``."""
+    try:
+        answer = engine.ask(question, k=k, mode=mode)
+    except AskdocError as exc:
+        return {"version": JSON_VERSION, "question": question, "error": " ".join(str(exc).split())}
+    return answer_json(answer, engine.settings.corpus)
 
 
 def status_text(status: Status) -> Text:
@@ -173,4 +219,4 @@ def cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_chat(args: argparse.Namespace, settings: Settings) -> int:
     from askdoc.tui import run_app
 
-    return run_app(settings)
+    return run_app(settings, watch=getattr(args, "watch", False))

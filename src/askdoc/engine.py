@@ -1,4 +1,4 @@
-"""The one engine behind the TUI, ``askdoc ask`` and ``askdoc eval``: load, ask, status, rebuild."""
+"""The one engine behind the TUI, ``askdoc ask``, ``askdoc eval`` and ``import askdoc``."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ from pathlib import Path
 import numpy as np
 
 from askdoc import readers
-from askdoc.answer import AnswerParams, compose
-from askdoc.config import Settings
+from askdoc.answer import AnswerParams, compose, make_sources
+from askdoc.config import MODES, Settings
 from askdoc.embedder import Embedder
-from askdoc.errors import AskdocError, QuestionError
+from askdoc.errors import AskdocError, ConfigError, QuestionError
 from askdoc.followup import is_follow_up, rewrite_follow_up
 from askdoc.index_reader import IndexReader
 from askdoc.indexer import BuildReport, Indexer, Progress, chunking_settings, model_manifest
@@ -29,7 +29,7 @@ from askdoc.store import (
     read_manifest,
 )
 from askdoc.text import content_terms, fts_term
-from askdoc.types import Answer, Document
+from askdoc.types import Answer, Document, Source
 
 
 def prepare_question(raw: str, limit: int, follows: str | None = None) -> tuple[str, str]:
@@ -48,6 +48,8 @@ def prepare_question(raw: str, limit: int, follows: str | None = None) -> tuple[
 
 @dataclass(frozen=True)
 class Drift:
+    """Corpus files added, changed (size or mtime) or removed since the last build."""
+
     added: tuple[str, ...] = ()
     changed: tuple[str, ...] = ()
     removed: tuple[str, ...] = ()
@@ -59,6 +61,9 @@ class Drift:
 
 @dataclass(frozen=True)
 class Status:
+    """What ``Engine.status`` found: the manifest of the last build (None without an index),
+    the drift of the corpus since, and a one-line problem ("" when there is none)."""
+
     index: Path
     corpus: Path
     manifest: Manifest | None
@@ -67,7 +72,11 @@ class Status:
 
 
 class Engine:
-    """Loads the model and index once; answers questions; rebuilds the index."""
+    """An index and its corpus: answers questions, searches, builds and reports status.
+
+    Nothing loads in the constructor: the index opens and the model loads on first use (or with
+    ``load``). Safe to share between threads (one question at a time). A context manager:
+    ``close`` on exit."""
 
     def __init__(self, settings: Settings, embedder: Embedder | None = None) -> None:
         self.settings = settings
@@ -111,10 +120,17 @@ class Engine:
             return self._reader
 
     def close(self) -> None:
+        """Close the index (it reopens on the next question)."""
         with self._lock:
             if self._reader is not None:
                 self._reader.close()
                 self._reader = None
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def ask(
         self,
@@ -167,10 +183,29 @@ class Engine:
         message = "; ".join(m for m in (answer.message, notice) if m)
         return replace(answer, question=text, message=message, timings=timings)
 
+    def search(
+        self, query: str, k: int | None = None, mode: str | None = None
+    ) -> tuple[Source, ...]:
+        """The ``k`` best passages for ``query`` as numbered Sources (no answer step; no
+        highlights). ``mode="lexical"`` needs no model."""
+        text, _ = prepare_question(query, self.settings.max_question_chars)
+        mode = mode or self.settings.mode
+        if mode not in MODES:
+            raise ConfigError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
+        with self._lock:
+            reader = self.open_index()
+            vector = None
+            if mode != "lexical":
+                self.embedder.load()
+                vector = self.embedder.encode_query(text)
+            hits = search(reader, vector, text, k or self.settings.top_k, mode, self.fusion)
+        return make_sources(hits, {})
+
     def _embed_sentences(self, texts: Sequence[str]) -> np.ndarray:
         return self.embedder.encode(list(texts), batch_size=64)
 
     def document(self, path: str) -> Document | None:
+        """The stored document at ``path`` (relative to the corpus), or None."""
         with self._lock:
             reader = self.open_index()
             with reader.snapshot():

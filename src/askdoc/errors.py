@@ -35,6 +35,10 @@ class ModelError(AskdocError):
     """The embedding model is missing or cannot be loaded."""
 
 
+class BuildStopped(AskdocError):
+    """A build was asked to stop (Ctrl+C while watching) before it published: nothing changed."""
+
+
 class ReadError(AskdocError):
     """One document could not be read; the build skips it and goes on."""
 

@@ -82,8 +82,13 @@ def excerpt(source: Source, context_chars: int = CONTEXT_CHARS) -> list[Segment]
     pos = None
     for a, b in spans:
         if pos is not None:
-            gap = body[pos:a]
-            out.append((" " + one_line(gap) + " " if len(gap) <= GAP_CHARS else " … ", False))
+            gap = one_line(body[pos:a])
+            out.append(
+                (
+                    f" {gap} " if gap and len(gap) <= GAP_CHARS else (" " if not gap else " … "),
+                    False,
+                )
+            )
         out.append((one_line(body[a:b]), True))
         pos = b
     if pos is not None and body[pos:].strip():

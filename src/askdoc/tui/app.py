@@ -17,11 +17,11 @@ from textual.widgets import Button, Footer, ProgressBar, Static
 from askdoc.config import Settings
 from askdoc.errors import AskdocError, IndexMismatchError, ModelError, NoIndexError
 from askdoc.tui import texts
-from askdoc.tui.chat import ChatBase
 from askdoc.tui.commands import AskdocCommands
 from askdoc.tui.messages import BuildFinished, BuildProgress, LoadFinished, StatusRead
 from askdoc.tui.screens import HelpScreen, SourceViewer
 from askdoc.tui.transcript import BuildEntry, export_name, to_markdown
+from askdoc.tui.watching import WatchingChat
 from askdoc.tui.widgets import (
     AnswerView,
     IndexPanel,
@@ -40,7 +40,7 @@ CHAT_ONLY = {"focus_citations", "rebuild", "export", "clear", "toggle_scores", "
 """Actions hidden (and off) while the source viewer is open."""
 
 
-class AskdocApp(ChatBase):
+class AskdocApp(WatchingChat):
     """Chat with your documents: every answer cites its sources, which open in a viewer."""
 
     CSS_PATH = Path(__file__).with_name("app.tcss")
@@ -52,6 +52,7 @@ class AskdocApp(ChatBase):
         Binding("question_mark", "help", "Help", show=False),
         Binding("ctrl+o", "focus_citations", "Citations"),
         Binding("ctrl+r", "rebuild", "Rebuild index"),
+        Binding("f5", "toggle_watch", "Watch corpus", show=False),
         Binding("ctrl+s", "export", "Export"),
         Binding("ctrl+l", "clear", "Clear"),
         Binding("ctrl+t", "toggle_scores", "Scores"),
@@ -89,6 +90,8 @@ class AskdocApp(ChatBase):
         # The model loads after the first frame: its imports hold the GIL for seconds.
         self.call_after_refresh(self.start_load)
         self.set_interval(60, self.action_refresh_status)
+        if self.watch_at_start:
+            self.call_after_refresh(self.action_toggle_watch)
 
     # -- long jobs in daemon threads: quitting never waits for them, and a killed build leaves
     # -- the last committed index in place.
@@ -202,16 +205,20 @@ class AskdocApp(ChatBase):
 
         self.building = False
         self.query_one("#build-row").display = False
-        if message.report is None:
+        if self.watched_build_finished(message.report, message.error):
+            pass  # a short note at most: the watcher builds often
+        elif message.report is None:
             self.add_note(f"The index was not built: {message.error}", "error")
             self.notify(message.error, title="build failed", severity="error", markup=False)
+        else:
+            self.entries.append(BuildEntry(message.report))
+            text = report_text(message.report, self.settings)
+            text.rstrip()
+            self.add_entry(Static(text, classes="report"))
+            self.notify("The index is up to date.")
+        if message.report is None:
             self.show_state()
             return
-        self.entries.append(BuildEntry(message.report))
-        text = report_text(message.report, self.settings)
-        text.rstrip()
-        self.add_entry(Static(text, classes="report"))
-        self.notify("The index is up to date.")
         self.action_refresh_status()
         if self.phase in ("ready", "loading"):
             self.show_state()  # a loaded reader switches to the new generation by itself
@@ -281,10 +288,14 @@ def create_app(
     *,
     show_timings: bool = True,
     export_path: Path | None = None,
+    watch: bool = False,
 ) -> AskdocApp:
-    """The chat app over ``engine`` (default: a new Engine on ``settings``; nothing loads yet)."""
+    """The chat app over ``engine`` (default: a new Engine on ``settings``; nothing loads yet);
+    ``watch``: follow the corpus from the start (f5 toggles it)."""
     if engine is None:
         from askdoc.engine import Engine
 
         engine = Engine(settings)
-    return AskdocApp(settings, engine, show_timings=show_timings, export_path=export_path)
+    app = AskdocApp(settings, engine, show_timings=show_timings, export_path=export_path)
+    app.watch_at_start = watch
+    return app

@@ -78,6 +78,8 @@ class ChatBase(App[int]):
         self.model_loaded = False
         """The embedding model is in memory (the index may still be missing)."""
         self.scores = True
+        self.watching = False
+        """The corpus is watched: its changes are built into the index (f5)."""
         self._queue: deque[Pending] = deque()
         self._current: Pending | None = None
         self._previous: str | None = None
@@ -102,6 +104,8 @@ class ChatBase(App[int]):
             text, variant = "● answering…", "busy"
         if self._queue:
             text += f" · {len(self._queue)} waiting"
+        if self.watching:
+            text += " · watching"
         self.query_one(StatusBar).show_state(text, variant)
 
     def add_note(self, text: str, variant: str) -> None:

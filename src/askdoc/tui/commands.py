@@ -9,6 +9,7 @@ from textual.command import DiscoveryHit, Hit, Hits, Provider
 COMMANDS: tuple[tuple[str, str, str], ...] = (
     ("Rebuild index", "Update the index from the corpus (ctrl+r)", "rebuild"),
     ("Full rebuild", "Re-embed every document from scratch", "rebuild(True)"),
+    ("Watch corpus", "Turn on / off: the index follows changes to the corpus (f5)", "toggle_watch"),
     ("Export transcript", "Write the chat to a Markdown file (ctrl+s)", "export"),
     ("Clear chat", "Remove every question and answer from the screen (ctrl+l)", "clear"),
     ("Toggle retrieval scores", "Show or hide the score of each source (ctrl+t)", "toggle_scores"),

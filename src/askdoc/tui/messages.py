@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING
 from textual.message import Message
 
 if TYPE_CHECKING:
+    import threading
+
     from askdoc.engine import Status
     from askdoc.errors import AskdocError
     from askdoc.indexer import BuildReport
@@ -70,3 +72,20 @@ class DocumentRead(Message):
     source: Source
     document: Document | None
     error: str = ""
+
+
+@dataclass
+class CorpusChanged(Message):
+    """The watcher whose stop event is ``watcher`` saw ``paths`` change (empty: it woke up
+    without changes)."""
+
+    paths: frozenset[str]
+    watcher: threading.Event
+
+
+@dataclass
+class WatchEnded(Message):
+    """The watcher whose stop event is ``watcher`` ended by itself, for ``error``."""
+
+    error: str
+    watcher: threading.Event

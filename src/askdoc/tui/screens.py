@@ -21,6 +21,7 @@ KEYS: tuple[tuple[str, str, str], ...] = (
     ("Chat", "up / down", "previous / next question from the history"),
     ("Chat", "ctrl+o", "jump to the citations of the latest answer"),
     ("Chat", "ctrl+r", "build or update the index (answers go on meanwhile)"),
+    ("Chat", "f5", "watch the corpus on / off: the index follows its changes"),
     ("Chat", "ctrl+s", "export the transcript to Markdown"),
     ("Chat", "ctrl+l", "clear the chat"),
     ("Chat", "ctrl+t", "show / hide retrieval scores"),
