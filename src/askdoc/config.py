@@ -28,6 +28,10 @@ class Settings:
     """Files larger than this are skipped with a reason."""
     file_timeout: float = 30.0
     """Seconds one file may take to be read, parsed and chunked before it is skipped."""
+    max_line_chars: int = 1_000_000
+    """Longest line (or run of text without a sentence or paragraph break) a file may hold; a
+    file with a longer one is skipped with a reason. The reader needs ~220 MB of memory and
+    ~2.5 s per million characters of one line (docs/reliability.md)."""
     chunk_tokens: int = 200
     """Target size of a passage in word-pieces (never above the model's own limit)."""
     chunk_overlap: int = 40
@@ -85,7 +89,14 @@ def _coerce(name: str, value: Any) -> Any:
 def _validate(settings: Settings) -> Settings:
     if settings.mode not in MODES:
         raise ConfigError(f"mode must be one of {', '.join(MODES)}, not {settings.mode!r}")
-    for name in ("chunk_tokens", "top_k", "batch_size", "answer_sentences", "max_question_chars"):
+    for name in (
+        "chunk_tokens",
+        "top_k",
+        "batch_size",
+        "answer_sentences",
+        "max_question_chars",
+        "max_line_chars",
+    ):
         if getattr(settings, name) < 1:
             raise ConfigError(f"setting {name!r} must be at least 1")
     if settings.chunk_overlap < 0 or settings.chunk_overlap >= settings.chunk_tokens:

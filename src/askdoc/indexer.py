@@ -158,6 +158,16 @@ class Indexer:
     def db_path(self) -> Path:
         return self.settings.index / DB_NAME
 
+    @property
+    def worker_config(self) -> WorkerConfig:
+        """What the isolated reader process needs to read a file as this build does."""
+        return WorkerConfig(
+            self.max_bytes,
+            str(self.embedder.path),
+            self.chunk_settings,
+            self.settings.max_line_chars,
+        )
+
     def _scan(self) -> tuple[list[readers.FileEntry], list[readers.Skipped]]:
         root = self.settings.corpus
         entries, skipped = readers.scan_corpus(root, self.max_bytes)
@@ -269,7 +279,7 @@ class Indexer:
         staged: set[str] = set()
         if not todo:
             return staged
-        config = WorkerConfig(self.max_bytes, str(self.embedder.path), self.chunk_settings)
+        config = self.worker_config
         with isolated_reader(config, self.settings.file_timeout) as reader:
             for done, (entry, _digest) in enumerate(todo, 1):
                 if progress:

@@ -57,6 +57,7 @@ class WorkerConfig:
     max_bytes: int
     model_dir: str
     chunking: ChunkSettings
+    max_line_chars: int = 1_000_000
 
     @property
     def memory_limit(self) -> int:
@@ -68,6 +69,7 @@ class WorkerConfig:
             "model_dir": self.model_dir,
             "chunking": asdict(self.chunking),
             "memory_limit": self.memory_limit,
+            "max_line_chars": self.max_line_chars,
         }
 
 
@@ -114,7 +116,11 @@ class IsolatedReader:
             raise ReadError(f"took longer than {self.timeout:g} s to read") from None
         except _Stopped:
             code = self._stop()
-            raise ReadError(f"the reader process stopped ({_exit_reason(code)})") from None
+            reason = f"the reader process stopped ({_exit_reason(code)})"
+            if code in (-signal.SIGABRT, -signal.SIGKILL, -signal.SIGSEGV):
+                limit = self.config.memory_limit / (1 << 30)
+                reason += f", probably out of memory (it may use {limit:.3g} GiB)"
+            raise ReadError(reason) from None
         if not reply.get("ok"):
             raise ReadError(str(reply.get("reason") or "unreadable"))
         return _result_from_json(entry.path, reply)

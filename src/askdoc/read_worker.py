@@ -73,7 +73,8 @@ def _read_one(request: dict[str, Any], config: dict[str, Any], count: Any) -> di
     max_bytes = int(config["max_bytes"])
     raw = read_bytes(entry, max_bytes)
     document = parse_document(entry.path, raw.data, max_bytes)
-    chunks = chunk_document(document, count, ChunkSettings(**config["chunking"]))
+    settings = ChunkSettings(**config["chunking"])
+    chunks = chunk_document(document, count, settings, int(config["max_line_chars"]))
     return {
         "ok": True,
         "sha256": hashlib.sha256(raw.data).hexdigest(),
