@@ -147,6 +147,15 @@ def status_text(status: Status) -> Text:
                 out.append(f"  {label}: {display_path(status.corpus, path)}\n")
     elif manifest is not None and not status.problem:
         out.append("drift   none: the index matches the corpus\n")
+    if status.skipped:
+        out.append(
+            f"skipped {len(status.skipped)} files left out of the index (each tried again "
+            "when it changes):\n",
+            style="yellow",
+        )
+        for skipped in status.skipped:
+            out.append(f"  skipped: {display_path(status.corpus, skipped.path)}: ")
+            out.append(safe(skipped.reason) + "\n")
     return out
 
 

@@ -18,14 +18,17 @@ from askdoc.embedder import Embedder
 from askdoc.errors import AskdocError, QuestionError
 from askdoc.index_reader import IndexReader
 from askdoc.indexer import BuildReport, Indexer, Progress, chunking_settings, model_manifest
+from askdoc.planning import applies, reader_fingerprint
 from askdoc.retrieval import FusionParams, search
 from askdoc.store import (
     DB_NAME,
     DocumentRecord,
     Manifest,
+    SkippedRecord,
     connect,
     list_documents,
     read_manifest,
+    remembered_skips,
 )
 from askdoc.text import content_terms, fts_term, words
 from askdoc.types import Answer, Document
@@ -74,6 +77,8 @@ class Status:
     manifest: Manifest | None
     drift: Drift
     problem: str = ""
+    skipped: tuple[readers.Skipped, ...] = ()
+    """Files left out: refused by the scan, or remembered as unreadable by the last build."""
 
 
 class Engine:
@@ -201,32 +206,47 @@ class Engine:
         try:
             manifest = read_manifest(conn, db)
             known = list_documents(conn)
+            remembered = remembered_skips(conn)
         finally:
             conn.close()
         problem = ""
         if manifest is None:
             problem = "the index is empty: run `askdoc index`"
+        skipped: tuple[readers.Skipped, ...] = ()
         try:
-            drift = corpus_drift(self.settings, known)
+            drift, skipped = corpus_drift(self.settings, known, remembered)
         except AskdocError as exc:
             drift, problem = Drift(), str(exc)
-        return Status(self.settings.index, self.settings.corpus, manifest, drift, problem)
+        return Status(self.settings.index, self.settings.corpus, manifest, drift, problem, skipped)
 
 
-def corpus_drift(settings: Settings, known: Mapping[str, DocumentRecord]) -> Drift:
-    """Files added, changed (size or mtime) or removed since the last build."""
-    entries, _ = readers.scan_corpus(settings.corpus, int(settings.max_file_mb * 1_048_576))
+def corpus_drift(
+    settings: Settings,
+    known: Mapping[str, DocumentRecord],
+    remembered: Mapping[str, SkippedRecord] | None = None,
+) -> tuple[Drift, tuple[readers.Skipped, ...]]:
+    """Files added, changed (size or mtime) or removed since the last build, and the files left
+    out (by the scan, or remembered unreadable and unchanged since): those are not drift."""
+    entries, scanned_out = readers.scan_corpus(
+        settings.corpus, int(settings.max_file_mb * 1_048_576)
+    )
+    fingerprint = reader_fingerprint(settings)
+    memos = remembered or {}
+    skipped = list(scanned_out)
     now = {e.path: e for e in entries}
-    changed = []
+    added, changed = [], []
     for path, entry in now.items():
+        memo = memos.get(path)
         record = known.get(path)
-        if record is not None and (
-            getattr(record, "size", None) != entry.size
-            or getattr(record, "mtime", None) != entry.mtime
-        ):
+        if applies(memo, entry, fingerprint) and memo is not None:
+            skipped.append(readers.Skipped(path, memo.reason))
+        elif record is None:
+            added.append(path)
+        elif record.size != entry.size or record.mtime != entry.mtime:
             changed.append(path)
-    return Drift(
-        added=tuple(sorted(p for p in now if p not in known)),
+    drift = Drift(
+        added=tuple(sorted(added)),
         changed=tuple(sorted(changed)),
         removed=tuple(sorted(p for p in known if p not in now)),
     )
+    return drift, tuple(sorted(skipped, key=lambda s: s.path))

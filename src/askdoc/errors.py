@@ -45,3 +45,9 @@ class QuestionError(AskdocError):
 
 class EvalError(AskdocError):
     """An evaluation file or benchmark folder cannot be used."""
+
+
+class TransientReadError(ReadError):
+    """One file could not be opened or read just then (moved, replaced, unreadable): unlike other
+    read errors, which depend on the file's content, it is not remembered and every build tries
+    the file again."""

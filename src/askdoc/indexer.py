@@ -8,11 +8,8 @@ the last published generation in force; the next build resumes from the staged r
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 import sqlite3
-import stat
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -23,19 +20,21 @@ from askdoc import readers, staging
 from askdoc.chunking import ChunkSettings
 from askdoc.config import Settings
 from askdoc.embedder import Embedder
-from askdoc.errors import CorpusError, IndexMismatchError, ReadError
+from askdoc.errors import CorpusError, IndexMismatchError, ReadError, TransientReadError
 from askdoc.generations import commit_generation, remove_stale_files
 from askdoc.integrity import database_errors, seal
 from askdoc.isolation import WorkerConfig, isolated_reader
+from askdoc.planning import Plan, make_plan, reader_fingerprint, reason
 from askdoc.sentence_vectors import encode_packed
 from askdoc.store import (
     DB_NAME,
-    DocumentRecord,
     IndexLock,
     Manifest,
+    SkippedRecord,
     check_compatible,
     list_documents,
     read_manifest,
+    remembered_skips,
     transaction,
 )
 
@@ -71,17 +70,6 @@ class BuildReport:
         return bool(self.added or self.updated or self.removed or self.renamed or self.full)
 
 
-@dataclass
-class _Plan:
-    new: list[tuple[readers.FileEntry, str]] = field(default_factory=list)
-    changed: list[tuple[readers.FileEntry, str]] = field(default_factory=list)
-    removed: list[str] = field(default_factory=list)
-    renamed: list[tuple[str, str, readers.FileEntry]] = field(default_factory=list)
-    touched: list[readers.FileEntry] = field(default_factory=list)
-    unchanged: int = 0
-    skipped: list[readers.Skipped] = field(default_factory=list)
-
-
 def chunking_settings(settings: Settings, embedder: Embedder) -> dict[str, Any]:
     """What the manifest records about chunking; another value means a rebuild."""
     return {
@@ -94,27 +82,6 @@ def chunking_settings(settings: Settings, embedder: Embedder) -> dict[str, Any]:
 
 def model_manifest(embedder: Embedder) -> dict[str, Any]:
     return dict(json.loads(embedder.fingerprint.to_json()))
-
-
-def file_sha256(entry: readers.FileEntry, max_bytes: int) -> str:
-    """Content hash of a regular file, read without following links or blocking."""
-    fd = os.open(entry.abspath, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise ReadError("not a regular file any more")
-        digest = hashlib.sha256()
-        remaining = max_bytes + 1
-        while remaining > 0:
-            block = os.read(fd, min(1 << 20, remaining))
-            if not block:
-                break
-            digest.update(block)
-            remaining -= len(block)
-        if remaining <= 0:
-            raise ReadError(f"larger than {readers.size_label(max_bytes)}")
-        return digest.hexdigest()
-    finally:
-        os.close(fd)
 
 
 class Indexer:
@@ -200,12 +167,14 @@ class Indexer:
                 notes.append(f"full rebuild: {exc}".split(": run")[0])
                 full = True
         known = {} if full else list_documents(conn)
-        plan = self._plan(entries, known, skipped)
+        remembered = {} if full else remembered_skips(conn)
+        fingerprint = reader_fingerprint(self.settings)
+        plan = make_plan(entries, known, skipped, remembered, fingerprint, self.max_bytes)
         if dry_run:
             return self._report(plan, notes, conn, started, dry_run=True, full=full)
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
-        staged = self._stage(conn, plan, notes, progress, _vector_salt(model))
+        staged = self._stage(conn, plan, notes, progress, _vector_salt(model), fingerprint)
         timings["read"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         embedded = self._embed_missing(conn, progress, refresh=full)
@@ -227,75 +196,51 @@ class Indexer:
             timings=timings,
         )
 
-    def _plan(
-        self,
-        entries: list[readers.FileEntry],
-        known: dict[str, DocumentRecord],
-        skipped: list[readers.Skipped],
-    ) -> _Plan:
-        plan = _Plan(skipped=list(skipped))
-        seen: set[str] = set()
-        for entry in entries:
-            seen.add(entry.path)
-            record = known.get(entry.path)
-            if record and record.size == entry.size and record.mtime == entry.mtime:
-                plan.unchanged += 1
-                continue
-            try:
-                digest = file_sha256(entry, self.max_bytes)
-            except (OSError, ReadError) as exc:
-                plan.skipped.append(readers.Skipped(entry.path, _reason(exc)))
-                continue
-            if record is None:
-                plan.new.append((entry, digest))
-            elif record.sha256 == digest:
-                plan.unchanged += 1
-                plan.touched.append(entry)
-            else:
-                plan.changed.append((entry, digest))
-        gone = {p: r for p, r in known.items() if p not in seen}
-        by_hash = {r.sha256: p for p, r in gone.items()}
-        for entry, digest in list(plan.new):
-            old_path = by_hash.pop(digest, None)
-            if old_path is not None:
-                plan.new.remove((entry, digest))
-                plan.renamed.append((old_path, entry.path, entry))
-                del gone[old_path]
-        plan.removed = sorted(gone)
-        return plan
-
     def _stage(
         self,
         conn: sqlite3.Connection,
-        plan: _Plan,
+        plan: Plan,
         notes: list[str],
         progress: Progress | None,
         salt: str,
+        fingerprint: str,
     ) -> set[str]:
         """Read and chunk new and changed files (in the isolated reader, under the per-file time
-        limit) into the staging table, one small commit per file."""
+        limit) into the staging table, one small commit per file. A file the reader refuses is
+        remembered as skipped (its own commit); skipped files no longer there are forgotten."""
         conn.execute("DELETE FROM staged_documents")
         todo = plan.new + plan.changed
+        skips = dict(plan.still_skipped)
         staged: set[str] = set()
-        if not todo:
-            return staged
-        config = self.worker_config
-        with isolated_reader(config, self.settings.file_timeout) as reader:
-            for done, (entry, _digest) in enumerate(todo, 1):
-                if progress:
-                    progress("read", done - 1, len(todo))
-                try:
-                    result = reader.read(entry)
-                except ReadError as exc:
-                    plan.skipped.append(readers.Skipped(entry.path, _reason(exc)))
-                    continue
-                notes.extend(f"{entry.path}: {note}" for note in result.document.notes)
-                read = replace(entry, size=result.size, mtime=result.mtime)
-                chunks = list(result.chunks)
-                staging.stage_document(conn, read, result.sha256, result.document, chunks, salt)
-                staged.add(entry.path)
-        if progress:
-            progress("read", len(todo), len(todo))
+        if todo:
+            with isolated_reader(self.worker_config, self.settings.file_timeout) as reader:
+                for done, (entry, digest) in enumerate(todo, 1):
+                    if progress:
+                        progress("read", done - 1, len(todo))
+                    try:
+                        result = reader.read(entry)
+                    except ReadError as exc:
+                        plan.skipped.append(readers.Skipped(entry.path, reason(exc)))
+                        if not isinstance(exc, TransientReadError):  # depends on the content
+                            memo = SkippedRecord(
+                                entry.path,
+                                entry.size,
+                                entry.mtime,
+                                digest,
+                                reason(exc),
+                                fingerprint,
+                            )
+                            skips[entry.path] = memo
+                            staging.keep_skips(conn, {entry.path: memo}, forget=False)
+                        continue
+                    notes.extend(f"{entry.path}: {note}" for note in result.document.notes)
+                    read = replace(entry, size=result.size, mtime=result.mtime)
+                    chunks = list(result.chunks)
+                    staging.stage_document(conn, read, result.sha256, result.document, chunks, salt)
+                    staged.add(entry.path)
+            if progress:
+                progress("read", len(todo), len(todo))
+        staging.keep_skips(conn, skips)
         return staged
 
     def _embed_missing(
@@ -331,7 +276,7 @@ class Indexer:
     def _publish(
         self,
         conn: sqlite3.Connection,
-        plan: _Plan,
+        plan: Plan,
         staged: set[str],
         full: bool,
         old: Manifest | None,
@@ -364,7 +309,7 @@ class Indexer:
 
     def _report(
         self,
-        plan: _Plan,
+        plan: Plan,
         notes: list[str],
         conn: sqlite3.Connection,
         started: float,
@@ -393,11 +338,6 @@ class Indexer:
             generation=current.generation if current else 0,
             timings=timings or {},
         )
-
-
-def _reason(exc: BaseException) -> str:
-    text = str(exc) or type(exc).__name__
-    return " ".join(text.split())[:200]
 
 
 def _vector_salt(model: dict[str, Any]) -> str:

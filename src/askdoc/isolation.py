@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from askdoc.chunking import ChunkSettings
-from askdoc.errors import AskdocError, ReadError
+from askdoc.errors import AskdocError, ReadError, TransientReadError
 from askdoc.read_worker import HEADER, decode_frame, encode_frame
 from askdoc.readers import FileEntry
 from askdoc.types import Chunk, Document, Heading
@@ -103,7 +103,7 @@ class IsolatedReader:
             except (BrokenPipeError, OSError):  # died while idle: start afresh, once
                 self._stop()
                 if attempt == 2:
-                    raise ReadError("the reader process could not be started") from None
+                    raise TransientReadError("the reader process could not be started") from None
                 continue
             return self._await_reply(proc, entry)
         raise AssertionError("unreachable")  # pragma: no cover
@@ -122,7 +122,8 @@ class IsolatedReader:
                 reason += f", probably out of memory (it may use {limit:.3g} GiB)"
             raise ReadError(reason) from None
         if not reply.get("ok"):
-            raise ReadError(str(reply.get("reason") or "unreadable"))
+            error = TransientReadError if reply.get("retry") else ReadError
+            raise error(str(reply.get("reason") or "unreadable"))
         return _result_from_json(entry.path, reply)
 
     def _ensure_started(self) -> subprocess.Popen[bytes]:

@@ -15,6 +15,7 @@ import pytest
 from reliability_helpers import WORDS, fake_settings, figure, run_runner, scaled
 
 from askdoc.engine import Engine
+from askdoc.isolation import IsolatedReader
 from askdoc.store import DB_NAME
 from tests.conftest import SAMPLE_CORPUS, FakeEmbedder
 
@@ -54,7 +55,9 @@ def test_size_cap_rejects_a_sparse_10gb_file_at_once(tmp_path: Path) -> None:
     figure("sparse 10 GB file", rejected_in_s=round(seconds, 3), whole_build=True)
 
 
-def test_a_single_line_of_40_mb_is_refused_with_a_reason(tmp_path: Path) -> None:
+def test_a_single_line_of_40_mb_is_refused_with_a_reason(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     corpus = tmp_path / "corpus"
     shutil.copytree(SAMPLE_CORPUS, corpus)
     line = b"river stone lamp field harbour granite "
@@ -70,7 +73,19 @@ def test_a_single_line_of_40_mb_is_refused_with_a_reason(tmp_path: Path) -> None
         reasons["one-line.txt"],
     ), reasons
     assert report.added == ("north-korea-russia-alliance.txt",)
-    figure("40 MB single line", reason=reasons["one-line.txt"], whole_build_s=round(seconds, 1))
+    reads: list[str] = []  # the next build remembers the skipped file: it is not read again
+    real = IsolatedReader.read
+    monkeypatch.setattr(IsolatedReader, "read", lambda r, e: reads.append(e.path) or real(r, e))
+    started = time.perf_counter()
+    again = Engine(settings, FakeEmbedder()).build()
+    again_s = time.perf_counter() - started
+    assert reads == [] and {s.path: s.reason for s in again.skipped} == reasons
+    figure(
+        "40 MB single line",
+        reason=reasons["one-line.txt"],
+        first_build_s=round(seconds, 1),
+        unchanged_build_s=round(again_s, 3),
+    )
 
 
 def write_corpus(root: Path, megabytes: int, rng: random.Random) -> int:
