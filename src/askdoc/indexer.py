@@ -16,6 +16,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from askdoc import readers, staging
 from askdoc.chunking import ChunkSettings
 from askdoc.config import Settings
@@ -40,6 +42,15 @@ from askdoc.store import (
 
 CHUNKER_VERSION = 2
 EMBED_GROUP = staging.EMBED_GROUP
+COMMIT_SECONDS = 30.0
+"""Embedding time after which the vectors embedded so far are committed, even mid-group."""
+COMMIT_SLICE = 256
+"""Passages embedded between two looks at the clock (a few seconds with the real model here)."""
+clock = time.monotonic
+"""The clock commits are timed by (a test replaces it)."""
+
+_Embedded = tuple[list[tuple[str, str, int]], np.ndarray, list[bytes]]
+"""Passages (hash, text, body start) embedded but not yet committed: vectors, sentence blobs."""
 
 Progress = Callable[[str, int, int], None]
 """progress(stage, done, total): stage is "read" or "embed"."""
@@ -247,7 +258,9 @@ class Indexer:
         self, conn: sqlite3.Connection, progress: Progress | None, refresh: bool = False
     ) -> int:
         """Embed every staged passage whose vector is not stored yet (all of them when
-        ``refresh``); commit group by group so a killed build resumes where it stopped."""
+        ``refresh``); commit at the end of each group and at most every COMMIT_SECONDS of
+        embedding (checked after each COMMIT_SLICE passages), so a killed build loses at most
+        that much work: the next one embeds only what is still missing."""
         total = staging.collect_pending(conn, refresh)
         done = 0
         if progress:
@@ -262,16 +275,37 @@ class Indexer:
                 progress("model", 1, 1)
         self.embedder.set_threads(self.settings.index_threads)
 
+        parts: list[_Embedded] = []
+
         def advance(n: int) -> None:
             nonlocal done
             done += n
             if progress:
                 progress("embed", done, total)
 
+        last_commit = clock()
         for group in staging.pending_groups(conn):
-            vectors, blobs = encode_packed(self.embedder, group, self.settings.batch_size, advance)
-            staging.store_vectors(conn, [h for h, _, _ in group], vectors, blobs)
+            done_in_group = 0
+            for begin in range(0, len(group), COMMIT_SLICE):
+                part = group[begin : begin + COMMIT_SLICE]
+                vectors, blobs = encode_packed(
+                    self.embedder, part, self.settings.batch_size, advance
+                )
+                parts.append((part, vectors, blobs))
+                done_in_group += len(part)
+                if clock() - last_commit >= COMMIT_SECONDS or done_in_group == len(group):
+                    self._store(conn, parts)
+                    last_commit = clock()
         return total
+
+    @staticmethod
+    def _store(conn: sqlite3.Connection, parts: list[_Embedded]) -> None:
+        """Commit the embedded slices (one transaction) and forget them."""
+        hashes = [h for part, _, _ in parts for h, _, _ in part]
+        vectors = np.concatenate([v for _, v, _ in parts])
+        blobs = [b for _, _, own in parts for b in own]
+        staging.store_vectors(conn, hashes, vectors, blobs)
+        parts.clear()
 
     def _publish(
         self,
