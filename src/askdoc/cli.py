@@ -18,6 +18,7 @@ EPILOG = """examples:
   askdoc ask "Who signed the pact?" answer with cited sources
   askdoc ask "..." --json           the same as a JSON object
   askdoc status                     index facts and files changed since the last build
+  askdoc verify --repair            check the index after cleaning up after failed builds
   askdoc                            open the chat UI
 
 settings: askdoc.toml ([askdoc] table) < ASKDOC_* environment < flags."""
@@ -64,7 +65,12 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument("--json", action="store_true", help="print a JSON object (docs/json.md)")
 
     sub.add_parser("status", parents=[common], help="index facts and corpus drift")
-    sub.add_parser("verify", parents=[common], help="check every file of the index")
+    verify = sub.add_parser("verify", parents=[common], help="check every file of the index")
+    verify.add_argument(
+        "--repair",
+        action="store_true",
+        help="first remove what failed builds left, merge the WAL, rebuild a damaged FAISS file",
+    )
     sub.add_parser("chat", parents=[common], help="open the chat UI (same as bare askdoc)")
 
     from askdoc.eval_cli import add_eval_parser

@@ -27,6 +27,10 @@ class IndexCorruptError(AskdocError):
     """A file in the index is damaged (failed checksum or unreadable)."""
 
 
+class IndexWriteError(AskdocError):
+    """The index folder cannot be written (disk full, read-only, no permission, a damaged lock)."""
+
+
 class IndexBusyError(AskdocError):
     """Another process is already building this index."""
 

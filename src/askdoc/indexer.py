@@ -18,12 +18,18 @@ from typing import Any
 
 import numpy as np
 
-from askdoc import readers, staging
+from askdoc import generations, readers, staging
 from askdoc.chunking import ChunkSettings
 from askdoc.config import Settings
 from askdoc.embedder import Embedder
-from askdoc.errors import CorpusError, IndexMismatchError, ReadError, TransientReadError
-from askdoc.generations import commit_generation, remove_stale_files
+from askdoc.errors import (
+    CorpusError,
+    IndexMismatchError,
+    IndexWriteError,
+    ReadError,
+    TransientReadError,
+)
+from askdoc.generations import commit_generation, leftover_files, remove_stale_files
 from askdoc.integrity import database_errors, seal
 from askdoc.isolation import WorkerConfig, isolated_reader
 from askdoc.planning import Plan, make_plan, reader_fingerprint, reason
@@ -118,19 +124,22 @@ class Indexer:
         """Bring the index up to date with the corpus. Holds the index lock throughout."""
         started = time.perf_counter()
         entries, skipped = self._scan()
-        lock = IndexLock(self.settings.index, wait=wait)
         try:
-            notes: list[str] = []
-            conn, full = staging.open_database(self.db_path, full, dry_run, notes)
+            lock = IndexLock(self.settings.index, wait=wait)
             try:
-                with database_errors(self.db_path):
-                    return self._build(
-                        conn, entries, skipped, full, dry_run, progress, started, notes
-                    )
+                notes: list[str] = []
+                conn, full = staging.open_database(self.db_path, full, dry_run, notes)
+                try:
+                    with database_errors(self.db_path):
+                        return self._build(
+                            conn, entries, skipped, full, dry_run, progress, started, notes
+                        )
+                finally:
+                    conn.close()
             finally:
-                conn.close()
-        finally:
-            lock.release()
+                lock.release()
+        except OSError as exc:  # e.g. no space left for the FAISS file
+            raise write_error(exc, self.settings.index) from None
 
     @property
     def db_path(self) -> Path:
@@ -171,6 +180,7 @@ class Indexer:
             chunking_settings(self.settings, self.embedder),
         )
         old = read_manifest(conn, self.db_path)
+        self._clean_leftovers(old, dry_run, notes)
         if old is not None and not full:
             try:
                 check_compatible(old, model, chunking, self.settings.index)
@@ -206,6 +216,18 @@ class Indexer:
             manifest=manifest,
             timings=timings,
         )
+
+    def _clean_leftovers(self, old: Manifest | None, dry_run: bool, notes: list[str]) -> None:
+        """Remove (say) the files no generation uses: a failed or killed build's."""
+        index = self.settings.index
+        if dry_run:
+            names = leftover_files(index, old)
+            notes.extend(f"would remove {name}: left by a failed build" for name in names)
+        else:
+            # Through the module: the kill tests hook this module's own name as the moment
+            # just after the publishing commit.
+            names = generations.remove_stale_files(index, old)
+            notes.extend(f"removed {name}: left by a failed build" for name in names)
 
     def _stage(
         self,
@@ -372,6 +394,15 @@ class Indexer:
             generation=current.generation if current else 0,
             timings=timings or {},
         )
+
+
+def write_error(exc: OSError, index: Path) -> IndexWriteError:
+    """One line naming the file and the cause; the last committed index is intact."""
+    where = exc.filename or index
+    return IndexWriteError(
+        f"{where}: {exc.strerror or exc}: the build stopped, the last built index is intact; "
+        "run `askdoc index` again once this is fixed"
+    )
 
 
 def _vector_salt(model: dict[str, Any]) -> str:
