@@ -85,6 +85,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         corpus=getattr(args, "corpus", None),
         index=getattr(args, "index", None),
         mode=getattr(args, "mode", None),
+        top_k=getattr(args, "k", None) if args.command == "ask" else None,
     )
 
 

@@ -13,7 +13,7 @@ import numpy as np
 
 from askdoc import readers
 from askdoc.answer import AnswerParams, compose
-from askdoc.config import Settings
+from askdoc.config import Settings, checked
 from askdoc.embedder import Embedder
 from askdoc.errors import AskdocError, QuestionError
 from askdoc.index_reader import IndexReader
@@ -137,6 +137,7 @@ class Engine:
         previous: str | None = None,
     ) -> Answer:
         """Answer one question; ``previous`` is the last question, for follow-ups."""
+        top_k = self.settings.top_k if k is None else checked("top_k", k)
         text, notice = prepare_question(question, self.settings.max_question_chars)
         searched = f"{previous} {text}" if previous and is_follow_up(text) else text
         with self._lock:
@@ -152,7 +153,7 @@ class Engine:
                     reader,
                     vector,
                     searched,
-                    k or self.settings.top_k,
+                    top_k,
                     mode or self.settings.mode,
                     self.fusion,
                     timings,
