@@ -61,10 +61,14 @@ def leftover_notes(index_dir: Path) -> list[str]:
     """One line per file no generation uses (none while a build runs: its files are in use)."""
     if not (index_dir / DB_NAME).is_file() or build_running(index_dir):
         return []
+    try:
+        manifest = _manifest(index_dir)
+    except AskdocError:  # a damaged database: verify reports that itself
+        return []
     return [
         f"{name}: left by a failed build (no generation uses it); "
         "`askdoc verify --repair` removes it"
-        for name in leftover_files(index_dir, _manifest(index_dir))
+        for name in leftover_files(index_dir, manifest)
     ]
 
 
