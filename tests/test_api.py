@@ -101,9 +101,9 @@ def test_open_ignores_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     ("kwargs", "message"),
     [
         ({"config": "missing.toml"}, "does not exist"),
-        ({"top_k": 0}, "at least 1"),
+        ({"top_k": 0}, "must be a whole number from 1 to 1000"),
         ({"colour": "blue"}, "unknown setting 'colour'"),
-        ({"mode": "psychic"}, "mode must be one of"),
+        ({"mode": "psychic"}, "setting .mode. must be one of"),
     ],
 )
 def test_open_rejects_bad_settings(

@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 from askdoc.chunking import ChunkSettings, chunk_document, heading_path, split_sentences
 from askdoc.embedder import Embedder
+from askdoc.errors import ReadError
 from askdoc.types import Document, Heading
 
 EMBEDDER = Embedder()
@@ -122,3 +123,36 @@ def test_property_sentences_cover_non_blank_text_once(text: str) -> None:
     assert len(positions) == len(set(positions))
     assert non_blank(text) <= set(positions)
     assert all(text[a:b] == text[a:b].strip() for a, b in spans)
+
+
+def test_a_line_longer_than_max_line_chars_is_refused_before_it_is_counted() -> None:
+    counted: list[int] = []
+
+    def count(texts: list[str]) -> list[int]:
+        counted.extend(len(t) for t in texts)
+        return COUNT(texts)
+
+    line = "word " * 2_000  # 10,000 characters on one line
+    document = Document("long.txt", f"Title\n\nA short first paragraph.\n\n{line}\n", "txt")
+    with pytest.raises(ReadError, match=r"^a single line of 10,000 characters: longer than "):
+        chunk_document(document, count, SMALL, max_line_chars=5_000)
+    assert max(counted, default=0) < 5_000  # the long line never reached the tokenizer
+    assert chunk_document(document, COUNT, SMALL, max_line_chars=10_000)
+
+
+def test_a_run_without_sentence_breaks_is_refused_like_a_long_line() -> None:
+    rows = "\n".join(f"row {i} river stone lamp field harbour granite quarry" for i in range(300))
+    document = Document("table.txt", rows, "txt")  # long lines without punctuation join up
+    with pytest.raises(
+        ReadError, match=r"^[\d,]+ characters without a sentence or paragraph break: "
+    ):
+        chunk_document(document, COUNT, SMALL, max_line_chars=5_000)
+
+
+def test_line_numbers_of_many_passages_match_a_recount() -> None:
+    text = "".join(f"Line {i} has a sentence in it.\n" for i in range(3_000))
+    chunks = chunk_document(Document("many.txt", text, "txt"), COUNT, SMALL)
+    assert len(chunks) > 50
+    for chunk in chunks:
+        assert chunk.line_start == text.count("\n", 0, chunk.start) + 1
+        assert chunk.line_end == text.count("\n", 0, max(chunk.start, chunk.end - 1)) + 1

@@ -462,6 +462,33 @@ def test_read_binary_txt(corpus: Path) -> None:
     assert read_error(corpus, "bin.txt", b"abc\x00\x01\x02def") == "binary file (NUL bytes)"
 
 
+def noise(size: int, seed: int = 7) -> bytes:
+    """Random bytes without a NUL (what a compressed or encrypted file looks like)."""
+    return bytes(b or 1 for b in random.Random(seed).randbytes(size))
+
+
+@pytest.mark.parametrize("name", ["noise.txt", "noise.md", "noise.html"])
+@pytest.mark.parametrize("size", [200_000, 2_000])
+def test_read_binary_without_nul_bytes_is_refused(corpus: Path, name: str, size: int) -> None:
+    reason = read_error(corpus, name, noise(size))
+    assert reason.startswith("binary file (") and "control characters" in reason, reason
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        "Caf\u00e9 \u201cquoted\u201d \u20ac5, na\u00efve. ".encode("cp1252") * 50,
+        b"caf\xe9 au lait, cr\xe8me br\xfbl\xe9e \x81 and one stray C1 byte. " * 20,
+        ("\x1b[1mbold\x1b[0m log line \x1b[31merror\x1b[0m at step 4\n" * 200).encode(),
+        ("N\bNA\bAM\bME\bE\n  ls - list directory contents\n" * 50).encode(),
+        "UTF-16 notes on the aqueduct and its arches.\n".encode("utf-16"),
+    ],
+    ids=["cp1252", "latin-1", "ansi-log", "overstrike", "utf-16"],
+)
+def test_read_text_with_a_few_odd_characters_is_still_text(corpus: Path, data: bytes) -> None:
+    assert read(corpus, "odd.txt", data).text.strip()
+
+
 def test_read_cp1252_text(corpus: Path) -> None:
     document = read(corpus, "old.txt", "Caf\u00e9 \u201cquoted\u201d \u20ac5".encode("cp1252"))
     assert document.text == "Caf\u00e9 \u201cquoted\u201d \u20ac5"

@@ -155,8 +155,9 @@ def test_settings_are_written_into_askdoc_toml_keeping_the_rest(tmp_path: Path) 
 @pytest.mark.parametrize(
     ("env", "message"),
     [
-        ({"ASKDOC_MIN_CONFIDENCE": "1.5"}, "min_confidence must be between 0 and 1"),
-        ({"ASKDOC_REFUSAL_WEIGHTS": "1,2,3"}, "refusal_weights must be 11 numbers"),
+        ({"ASKDOC_MIN_CONFIDENCE": "1.5"}, "'min_confidence' must be a number from 0 to 1"),
+        ({"ASKDOC_REFUSAL_WEIGHTS": "1,2,3"}, "'refusal_weights' must be 11 numbers"),
+        ({"ASKDOC_REFUSAL_WEIGHTS": "1,2,x,4,5,6,7,8,9,10,11"}, "'refusal_weights' must be 11"),
     ],
 )
 def test_refusal_settings_are_validated(env: dict[str, str], message: str) -> None:
@@ -204,8 +205,10 @@ def test_calibrate_needs_unanswerable_questions(
     (corpus / "pets.txt").write_text("Cats purr loudly when they are happy.\n")
     qa = tmp_path / "qa.jsonl"
     qa.write_text(json.dumps({"question": "What do cats do when happy?", "answers": ["purr"]}))
+    config = tmp_path / "a.toml"
+    config.write_text("[askdoc]\ntop_k = 3\n")
     argv = ["eval", str(qa), "--corpus", str(corpus), "--cache", str(tmp_path / "c")]
-    assert main([*argv, "--calibrate", "--config", str(tmp_path / "a.toml")]) == 1
+    assert main([*argv, "--calibrate", "--config", str(config)]) == 1
     err = capsys.readouterr().err
     assert "needs both answerable and unanswerable questions" in err
-    assert not (tmp_path / "a.toml").exists()
+    assert config.read_text() == "[askdoc]\ntop_k = 3\n"  # nothing written

@@ -3,6 +3,10 @@
 Every chunk's text is ``document.text[chunk.start:chunk.end]``. Chunks never cross a heading or a
 page boundary, are made of whole sentences (a sentence longer than the budget is cut at word
 boundaries), and never exceed ``max_tokens`` word-pieces including the heading carried as context.
+
+The tokenizer never sees more than one bounded batch at a time, and a line (or a run of text
+without a sentence or paragraph break) longer than ``max_line_chars`` is refused before it is
+counted: tokenizing one 40 MB string takes more memory than the reader process may use.
 """
 
 from __future__ import annotations
@@ -11,7 +15,8 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from askdoc.types import Chunk, Document, Heading, line_at, page_at
+from askdoc.errors import ReadError
+from askdoc.types import Chunk, Document, Heading, page_at
 
 TokenCounter = Callable[[Sequence[str]], list[int]]
 """Counts word-pieces (without special tokens) for each text, in one batch."""
@@ -19,6 +24,8 @@ TokenCounter = Callable[[Sequence[str]], list[int]]
 Span = tuple[int, int]
 
 HEADING_TOKEN_CAP = 48
+COUNT_BATCH_CHARS = 1_000_000
+"""Most characters handed to the tokenizer in one call (its memory grows with the batch)."""
 
 _ABBREVIATIONS = frozenset(
     "e.g i.e etc vs mr mrs ms dr prof st no fig al approx cf jr sr inc ltd co corp dept est".split()
@@ -167,17 +174,80 @@ def heading_path(headings: Sequence[Heading], offset: int) -> str:
     return " > ".join(h.title for h in stack if h.title)
 
 
-def chunk_document(document: Document, count: TokenCounter, settings: ChunkSettings) -> list[Chunk]:
-    """Split a document into passages; see the module docstring for the guarantees."""
+def chunk_document(
+    document: Document,
+    count: TokenCounter,
+    settings: ChunkSettings,
+    max_line_chars: int | None = None,
+) -> list[Chunk]:
+    """Split a document into passages; see the module docstring for the guarantees. ReadError
+    when a sentence is longer than ``max_line_chars`` (None: no limit)."""
     chunks: list[Chunk] = []
+    lines = _Lines(document.text)
     for start, end, heading in sections(document):
         heading = _fit_heading(heading, count)
         heading_tokens = count([heading])[0] if heading else 0
         budget = max(8, min(settings.budget, settings.max_tokens - heading_tokens))
-        spans = _bounded_sentences(document.text, start, end, count, budget)
+        spans = _bounded_sentences(document.text, start, end, count, budget, max_line_chars)
         for first, last in _pack(spans, count, document.text, budget, settings.overlap_tokens):
-            chunks.append(_make_chunk(document, len(chunks), first, last, heading))
+            chunks.append(_make_chunk(document, len(chunks), first, last, heading, lines))
     return chunks
+
+
+def _check_length(text: str, spans: list[Span], limit: int | None) -> None:
+    """ReadError naming the longest sentence span when it is longer than ``limit``."""
+    if limit is None or not spans:
+        return
+    a, b = max(spans, key=lambda span: span[1] - span[0])
+    if b - a <= limit:
+        return
+    setting = f"longer than askdoc reads (max_line_chars = {limit:,} characters)"
+    if "\n" not in text[a:b]:
+        line_start = text.rfind("\n", 0, a) + 1
+        line_end = text.find("\n", b)
+        length = (len(text) if line_end < 0 else line_end) - line_start
+        raise ReadError(f"a single line of {_chars(length)}: {setting}")
+    raise ReadError(f"{_chars(b - a)} without a sentence or paragraph break: {setting}")
+
+
+def _chars(length: int) -> str:
+    if length >= 1 << 20:
+        return f"{length / (1 << 20):.3g} MB"
+    return f"{length:,} characters"
+
+
+def _count_batched(count: TokenCounter, texts: list[str]) -> list[int]:
+    """``count(texts)`` in calls of at most COUNT_BATCH_CHARS characters."""
+    sizes: list[int] = []
+    batch: list[str] = []
+    chars = 0
+    for text in texts:
+        if batch and chars + len(text) > COUNT_BATCH_CHARS:
+            sizes.extend(count(batch))
+            batch, chars = [], 0
+        batch.append(text)
+        chars += len(text)
+    if batch:
+        sizes.extend(count(batch))
+    return sizes
+
+
+class _Lines:
+    """1-based line numbers of offsets asked in nearly increasing order: each answer counts
+    only the newlines since the previous one (counting from the start each time made a big
+    file's passages cost time quadratic in its size)."""
+
+    def __init__(self, text: str) -> None:
+        self.text, self.offset, self.line = text, 0, 1
+
+    def at(self, offset: int) -> int:
+        offset = max(0, offset)
+        if offset >= self.offset:
+            self.line += self.text.count("\n", self.offset, offset)
+        else:
+            self.line -= self.text.count("\n", offset, self.offset)
+        self.offset = offset
+        return self.line
 
 
 def _fit_heading(heading: str, count: TokenCounter) -> str:
@@ -188,11 +258,13 @@ def _fit_heading(heading: str, count: TokenCounter) -> str:
 
 
 def _bounded_sentences(
-    text: str, start: int, end: int, count: TokenCounter, budget: int
+    text: str, start: int, end: int, count: TokenCounter, budget: int, limit: int | None = None
 ) -> list[tuple[int, int, int]]:
-    """Sentence spans with their token counts; sentences over ``budget`` are cut into pieces."""
+    """Sentence spans with their token counts; sentences over ``budget`` are cut into pieces.
+    ReadError when one is longer than ``limit`` characters."""
     spans = split_sentences(text, start, end)
-    sizes = count([text[a:b] for a, b in spans]) if spans else []
+    _check_length(text, spans, limit)
+    sizes = _count_batched(count, [text[a:b] for a, b in spans])
     result: list[tuple[int, int, int]] = []
     for (a, b), size in zip(spans, sizes, strict=True):
         if size <= budget:
@@ -211,7 +283,7 @@ def _cut_long(
         a, b = start + match.start(), start + match.end()
         step = max(1, budget // 2)
         words.extend((i, min(i + step, b)) for i in range(a, b, step))
-    sizes = count([text[a:b] for a, b in words])
+    sizes = _count_batched(count, [text[a:b] for a, b in words])
     pieces: list[tuple[int, int, int]] = []
     piece_start, piece_end, piece_size = words[0][0], words[0][0], 0
     for (a, b), size in zip(words, sizes, strict=True):
@@ -221,7 +293,7 @@ def _cut_long(
         piece_end, piece_size = b, piece_size + size
     pieces.append((piece_start, piece_end, piece_size))
     # Adjacent cut pieces of one word may merge into more tokens than their sum: re-count.
-    exact = count([text[a:b] for a, b, _ in pieces])
+    exact = _count_batched(count, [text[a:b] for a, b, _ in pieces])
     return [(a, b, n) for (a, b, _), n in zip(pieces, exact, strict=True)]
 
 
@@ -258,7 +330,9 @@ def _overlap_start(spans: list[tuple[int, int, int]], first: int, last: int, ove
     return start
 
 
-def _make_chunk(document: Document, ordinal: int, start: int, end: int, heading: str) -> Chunk:
+def _make_chunk(
+    document: Document, ordinal: int, start: int, end: int, heading: str, lines: _Lines
+) -> Chunk:
     text = document.text
     return Chunk(
         doc_path=document.path,
@@ -266,8 +340,8 @@ def _make_chunk(document: Document, ordinal: int, start: int, end: int, heading:
         text=text[start:end],
         start=start,
         end=end,
-        line_start=line_at(text, start),
-        line_end=line_at(text, max(start, end - 1)),
+        line_start=lines.at(start),
+        line_end=lines.at(max(start, end - 1)),
         page=page_at(document.page_starts, start),
         heading=heading,
     )

@@ -20,6 +20,7 @@ EPILOG = """examples:
   askdoc ask - < questions.txt      one question per line in, one JSON object per line out
   askdoc index --watch              keep the index current while files change (Ctrl+C stops)
   askdoc status                     index facts and files changed since the last build
+  askdoc verify --repair            check the index after cleaning up after failed builds
   askdoc                            open the chat UI
 
 settings: askdoc.toml ([askdoc] table) < ASKDOC_* environment < flags."""
@@ -88,7 +89,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     sub.add_parser("status", parents=[common], help="index facts and corpus drift")
-    sub.add_parser("verify", parents=[common], help="check every file of the index")
+    verify = sub.add_parser("verify", parents=[common], help="check every file of the index")
+    verify.add_argument(
+        "--repair",
+        action="store_true",
+        help="first remove what failed builds left, merge the WAL, rebuild a damaged FAISS file",
+    )
     chat = sub.add_parser("chat", parents=[common], help="open the chat UI (same as bare askdoc)")
     for owner in (parser, chat):
         owner.add_argument(
@@ -110,6 +116,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         corpus=getattr(args, "corpus", None),
         index=getattr(args, "index", None),
         mode=getattr(args, "mode", None),
+        top_k=getattr(args, "k", None) if args.command == "ask" else None,
     )
 
 

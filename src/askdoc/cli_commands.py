@@ -194,6 +194,15 @@ def status_text(status: Status) -> Text:
                 out.append(f"  {label}: {display_path(status.corpus, path)}\n")
     elif manifest is not None and not status.problem:
         out.append("drift   none: the index matches the corpus\n")
+    if status.skipped:
+        out.append(
+            f"skipped {len(status.skipped)} files left out of the index (each tried again "
+            "when it changes):\n",
+            style="yellow",
+        )
+        for skipped in status.skipped:
+            out.append(f"  skipped: {display_path(status.corpus, skipped.path)}: ")
+            out.append(safe(skipped.reason) + "\n")
     return out
 
 
@@ -204,16 +213,21 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
+    from askdoc.repair import leftover_notes, repair_index
     from askdoc.verify import verify_index
 
-    problems = verify_index(settings.index)
     out = console()
-    if not problems:
-        out.print(Text(f"{settings.index}: ok"))
-        return 0
+    if getattr(args, "repair", False):
+        for done in repair_index(settings.index):
+            out.print(Text(f"{settings.index}: {done}"))
+    problems = verify_index(settings.index)
     for problem in problems:
         out.print(Text(f"{settings.index}: {problem}", style="red"))
-    return 1
+    if not problems:
+        out.print(Text(f"{settings.index}: ok"))
+    for note in leftover_notes(settings.index):
+        out.print(Text(f"{settings.index}: note: {note}", style="yellow"))
+    return 1 if problems else 0
 
 
 def cmd_chat(args: argparse.Namespace, settings: Settings) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import tomllib
 from collections.abc import Mapping
@@ -30,6 +31,10 @@ class Settings:
     """Files larger than this are skipped with a reason."""
     file_timeout: float = 30.0
     """Seconds one file may take to be read, parsed and chunked before it is skipped."""
+    max_line_chars: int = 1_000_000
+    """Longest line (or run of text without a sentence or paragraph break) a file may hold; a
+    file with a longer one is skipped with a reason. The reader needs ~220 MB of memory and
+    ~2.5 s per million characters of one line (docs/reliability.md)."""
     chunk_tokens: int = 200
     """Target size of a passage in word-pieces (never above the model's own limit)."""
     chunk_overlap: int = 40
@@ -61,8 +66,7 @@ class Settings:
 
     def with_overrides(self, **values: Any) -> Settings:
         """A copy with the given non-None values applied (and validated)."""
-        clean = {k: _coerce(k, v) for k, v in values.items() if v is not None}
-        return _validate(replace(self, **clean))
+        return _apply(self, values, {})
 
     @property
     def db_path(self) -> Path:
@@ -72,42 +76,121 @@ class Settings:
 _FIELD_TYPES = {f.name: f.type for f in fields(Settings) if f.name != "extra"}
 
 
-def _coerce(name: str, value: Any) -> Any:
+@dataclass(frozen=True)
+class _Range:
+    """The values a numeric setting allows: from ``low`` (or above it) up to ``high``."""
+
+    low: float
+    high: float | None = None
+    above: bool = False
+
+    def allows(self, value: float) -> bool:
+        low_ok = value > self.low if self.above else value >= self.low
+        return low_ok and (self.high is None or value <= self.high)
+
+    def text(self, whole: bool) -> str:
+        kind = "a whole number" if whole else "a number"
+        low = f"{self.low:g}"
+        if self.above:
+            return f"{kind} above {low}"
+        return f"{kind} from {low}" + (f" to {self.high:g}" if self.high is not None else "")
+
+
+_RANGES = {
+    "max_file_mb": _Range(0, above=True),
+    "file_timeout": _Range(0, above=True),
+    "max_line_chars": _Range(1000),
+    "chunk_tokens": _Range(1),
+    "batch_size": _Range(1),
+    "index_threads": _Range(0),
+    "top_k": _Range(1, 1000),
+    "answer_sentences": _Range(1),
+    "min_confidence": _Range(0, 1),
+    "max_question_chars": _Range(1),
+    "exact_below": _Range(0),
+}
+"""Every numeric setting's allowed values (chunk_overlap's depend on chunk_tokens)."""
+
+
+def checked(name: str, value: Any, source: str = "") -> Any:
+    """One setting's value, converted to its type and checked against what it allows;
+    ConfigError naming the setting, ``source`` (where the value came from) and the rule."""
     kind = _FIELD_TYPES.get(name)
     if kind is None:
-        raise ConfigError(f"unknown setting {name!r}; known settings: {', '.join(_FIELD_TYPES)}")
-    try:
-        if kind == "Path":
-            return Path(os.path.expanduser(str(value)))
-        if kind == "int":
-            return int(value)
-        if kind == "float":
-            return float(value)
-        if kind == "tuple[float, ...]":
-            items = value.split(",") if isinstance(value, str) else value
-            return tuple(float(v) for v in items if str(v).strip())
+        known = ", ".join(_FIELD_TYPES)
+        raise ConfigError(f"{_at(source)}unknown setting {name!r}; known settings: {known}")
+    if kind == "Path":
+        return Path(os.path.expanduser(str(value)))
+    if kind == "tuple[float, ...]":
+        return _weights(name, value, source)
+    if kind == "str":
+        if name == "mode" and value not in MODES:
+            raise _invalid(name, value, source, f"one of {', '.join(MODES)}")
         return str(value)
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"setting {name!r} has an invalid value {value!r}: {exc}") from None
+    number = _number(value, whole=kind == "int")
+    rule = _RANGES.get(name, _Range(0))
+    if number is None or not rule.allows(number):
+        raise _invalid(name, value, source, rule.text(whole=kind == "int"))
+    return number
 
 
-def _validate(settings: Settings) -> Settings:
-    if settings.mode not in MODES:
-        raise ConfigError(f"mode must be one of {', '.join(MODES)}, not {settings.mode!r}")
-    for name in ("chunk_tokens", "top_k", "batch_size", "answer_sentences", "max_question_chars"):
-        if getattr(settings, name) < 1:
-            raise ConfigError(f"setting {name!r} must be at least 1")
-    if settings.chunk_overlap < 0 or settings.chunk_overlap >= settings.chunk_tokens:
-        raise ConfigError("chunk_overlap must be between 0 and chunk_tokens - 1")
-    if not 0.0 <= settings.min_confidence <= 1.0:
-        raise ConfigError(f"min_confidence must be between 0 and 1, not {settings.min_confidence}")
-    if settings.refusal_weights and len(settings.refusal_weights) != REFUSAL_NUMBERS:
-        raise ConfigError(
-            f"refusal_weights must be {REFUSAL_NUMBERS} numbers (one weight per evidence "
-            "feature, then the bias): write them with `askdoc eval FILE --calibrate`"
+def _weights(name: str, value: Any, source: str) -> tuple[float, ...]:
+    """refusal_weights: empty, or REFUSAL_NUMBERS finite numbers (a list, or "1,2,3" text)."""
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, list | tuple):
+        items = [items]
+    numbers = [_number(v, whole=False) for v in items if str(v).strip()]
+    if numbers and (len(numbers) != REFUSAL_NUMBERS or any(n is None for n in numbers)):
+        allowed = (
+            f"{REFUSAL_NUMBERS} numbers (one weight per evidence feature, then the bias; "
+            "write them with `askdoc eval FILE --calibrate`)"
         )
-    if settings.max_file_mb <= 0 or settings.file_timeout <= 0:
-        raise ConfigError("max_file_mb and file_timeout must be positive")
+        raise _invalid(name, value, source, allowed)
+    return tuple(float(n) for n in numbers if n is not None)
+
+
+def _number(value: Any, whole: bool) -> int | float | None:
+    """``value`` as a finite int (whole) or float, or None (bools, NaN, infinities, 2.5 for an
+    int, text that is no number)."""
+    if isinstance(value, bool):
+        return None
+    try:
+        number = value if isinstance(value, int) else float(value)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    if not math.isfinite(number):
+        return None
+    if whole:
+        return int(number) if float(number).is_integer() else None
+    return float(number)
+
+
+def _at(source: str) -> str:
+    return f"{source}: " if source else ""
+
+
+def _invalid(name: str, value: Any, source: str, allowed: str) -> ConfigError:
+    return ConfigError(f"{_at(source)}setting {name!r} must be {allowed}, not {value!r}")
+
+
+def _apply(base: Settings, values: Mapping[str, Any], sources: Mapping[str, str]) -> Settings:
+    """``base`` with ``values`` (None ignored) converted, checked and applied; the one place
+    settings are validated. ``sources`` says where each value came from, for messages."""
+    clean = {
+        name: checked(name, value, sources.get(name, ""))
+        for name, value in values.items()
+        if value is not None
+    }
+    settings = replace(base, **clean)
+    for name in _FIELD_TYPES:
+        if name not in clean:
+            checked(name, getattr(settings, name))  # e.g. fields set with dataclasses.replace
+    if not 0 <= settings.chunk_overlap < settings.chunk_tokens:
+        allowed = f"a whole number from 0 to chunk_tokens - 1 ({settings.chunk_tokens - 1})"
+        source = sources.get("chunk_overlap", "")
+        raise _invalid(
+            "chunk_overlap", values.get("chunk_overlap", settings.chunk_overlap), source, allowed
+        )
     return settings
 
 
@@ -117,23 +200,52 @@ def load_settings(
     **flags: Any,
 ) -> Settings:
     """Build Settings from askdoc.toml (``config_file`` or ``$ASKDOC_CONFIG`` or ./askdoc.toml),
-    then ASKDOC_* variables, then the given flags (None values are ignored)."""
+    then ASKDOC_* variables, then the given flags (None values are ignored). A settings file
+    named explicitly must exist; none may be a folder."""
     env = os.environ if environ is None else environ
-    path = config_file or Path(env.get("ASKDOC_CONFIG", "askdoc.toml"))
+    path, _ = _config_path(config_file, env)
     values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
     if path.is_file():
-        try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError, OSError) as exc:
-            raise ConfigError(f"{path}: not valid TOML ({exc})") from None
-        table = data.get("askdoc", data)
-        if not isinstance(table, dict):
-            raise ConfigError(f"{path}: [askdoc] must be a table")
-        values.update(table)
+        for name, value in _read_toml(path).items():
+            values[name], sources[name] = value, str(path)
     for name in _FIELD_TYPES:
         key = f"ASKDOC_{name.upper()}"
         if key in env and env[key] != "":
-            values[name] = env[key]
-    values.update({k: v for k, v in flags.items() if v is not None})
-    settings = Settings().with_overrides(**values)
+            values[name], sources[name] = env[key], key
+    for name, value in flags.items():
+        if value is not None:
+            values[name], sources[name] = value, _FLAGS.get(name, f"--{name}")
+    settings = _apply(Settings(), values, sources)
     return replace(settings, extra={"config_file": str(path) if path.is_file() else ""})
+
+
+_FLAGS = {"top_k": "-k"}
+"""Command-line flags named otherwise than ``--<setting>``."""
+
+
+def _config_path(config_file: Path | None, env: Mapping[str, str]) -> tuple[Path, str]:
+    """The settings file to read and who named it; ConfigError for a folder or a named file
+    that is missing (the default ./askdoc.toml may be absent)."""
+    if config_file is not None:
+        path, origin = config_file, "--config"
+    elif env.get("ASKDOC_CONFIG"):
+        path, origin = Path(env["ASKDOC_CONFIG"]), "ASKDOC_CONFIG"
+    else:
+        path, origin = Path("askdoc.toml"), ""
+    if path.is_dir():
+        raise ConfigError(f"{_at(origin)}{path} is a folder, not a settings file")
+    if origin and not path.exists():
+        raise ConfigError(f"{origin}: there is no settings file {path}")
+    return path, origin
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError, OSError) as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+    table = data.get("askdoc", data)
+    if not isinstance(table, dict):
+        raise ConfigError(f"{path}: [askdoc] must be a table")
+    return table

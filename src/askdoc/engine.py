@@ -12,21 +12,24 @@ import numpy as np
 
 from askdoc import readers
 from askdoc.answer import AnswerParams, compose, make_sources
-from askdoc.config import MODES, Settings
+from askdoc.config import MODES, Settings, checked
 from askdoc.embedder import Embedder
 from askdoc.errors import AskdocError, ConfigError, QuestionError
 from askdoc.followup import is_follow_up, rewrite_follow_up
 from askdoc.index_reader import IndexReader
 from askdoc.indexer import BuildReport, Indexer, Progress, chunking_settings, model_manifest
+from askdoc.planning import applies, reader_fingerprint
 from askdoc.refusal import RefusalModel, without_names
 from askdoc.retrieval import FusionParams, search
 from askdoc.store import (
     DB_NAME,
     DocumentRecord,
     Manifest,
+    SkippedRecord,
     connect,
     list_documents,
     read_manifest,
+    remembered_skips,
 )
 from askdoc.text import content_terms, fts_term
 from askdoc.types import Answer, Document, Source
@@ -69,6 +72,8 @@ class Status:
     manifest: Manifest | None
     drift: Drift
     problem: str = ""
+    skipped: tuple[readers.Skipped, ...] = ()
+    """Files left out: refused by the scan, or remembered as unreadable by the last build."""
 
 
 class Engine:
@@ -142,6 +147,7 @@ class Engine:
         """Answer one question. ``previous`` is the question a follow-up leans on (see
         ``next_context``): a question that cannot stand alone is searched and answered as
         ``previous`` + the question, exactly as if that had been asked."""
+        top_k = self.settings.top_k if k is None else checked("top_k", k)
         text, notice = prepare_question(question, self.settings.max_question_chars, previous)
         searched = rewrite_follow_up(text, previous)
         with self._lock:
@@ -159,7 +165,7 @@ class Engine:
                     reader,
                     vector,
                     searched,
-                    k or self.settings.top_k,
+                    top_k,
                     mode or self.settings.mode,
                     self.fusion,
                     timings,
@@ -198,7 +204,8 @@ class Engine:
             if mode != "lexical":
                 self.embedder.load()
                 vector = self.embedder.encode_query(text)
-            hits = search(reader, vector, text, k or self.settings.top_k, mode, self.fusion)
+            top_k = self.settings.top_k if k is None else checked("top_k", k)
+            hits = search(reader, vector, text, top_k, mode, self.fusion)
         return make_sources(hits, {})
 
     def _embed_sentences(self, texts: Sequence[str]) -> np.ndarray:
@@ -233,41 +240,56 @@ class Engine:
         try:
             manifest = read_manifest(conn, db)
             known = list_documents(conn)
+            remembered = remembered_skips(conn)
         finally:
             conn.close()
         problem = ""
         if manifest is None:
             problem = "the index is empty: run `askdoc index`"
+        skipped: tuple[readers.Skipped, ...] = ()
         try:
-            drift = corpus_drift(self.settings, known)
+            drift, skipped = corpus_drift(self.settings, known, remembered)
         except AskdocError as exc:
             drift, problem = Drift(), str(exc)
-        return Status(self.settings.index, self.settings.corpus, manifest, drift, problem)
+        return Status(self.settings.index, self.settings.corpus, manifest, drift, problem, skipped)
 
 
 def refusal_model(settings: Settings) -> RefusalModel:
-    """The refusal model the settings ask for: ``refusal_weights`` (5+ weights then the bias,
-    written by ``askdoc eval --calibrate``) or the shipped one."""
+    """The refusal model the settings ask for: ``refusal_weights`` (one weight per evidence
+    feature, then the bias, written by ``askdoc eval --calibrate``) or the shipped one."""
     if not settings.refusal_weights:
         return RefusalModel()
     *weights, bias = settings.refusal_weights
     return RefusalModel(tuple(weights), bias)
 
 
-def corpus_drift(settings: Settings, known: Mapping[str, DocumentRecord]) -> Drift:
-    """Files added, changed (size or mtime) or removed since the last build."""
-    entries, _ = readers.scan_corpus(settings.corpus, int(settings.max_file_mb * 1_048_576))
+def corpus_drift(
+    settings: Settings,
+    known: Mapping[str, DocumentRecord],
+    remembered: Mapping[str, SkippedRecord] | None = None,
+) -> tuple[Drift, tuple[readers.Skipped, ...]]:
+    """Files added, changed (size or mtime) or removed since the last build, and the files left
+    out (by the scan, or remembered unreadable and unchanged since): those are not drift."""
+    entries, scanned_out = readers.scan_corpus(
+        settings.corpus, int(settings.max_file_mb * 1_048_576)
+    )
+    fingerprint = reader_fingerprint(settings)
+    memos = remembered or {}
+    skipped = list(scanned_out)
     now = {e.path: e for e in entries}
-    changed = []
+    added, changed = [], []
     for path, entry in now.items():
+        memo = memos.get(path)
         record = known.get(path)
-        if record is not None and (
-            getattr(record, "size", None) != entry.size
-            or getattr(record, "mtime", None) != entry.mtime
-        ):
+        if applies(memo, entry, fingerprint) and memo is not None:
+            skipped.append(readers.Skipped(path, memo.reason))
+        elif record is None:
+            added.append(path)
+        elif record.size != entry.size or record.mtime != entry.mtime:
             changed.append(path)
-    return Drift(
-        added=tuple(sorted(p for p in now if p not in known)),
+    drift = Drift(
+        added=tuple(sorted(added)),
         changed=tuple(sorted(changed)),
         removed=tuple(sorted(p for p in known if p not in now)),
     )
+    return drift, tuple(sorted(skipped, key=lambda s: s.path))

@@ -27,6 +27,10 @@ class IndexCorruptError(AskdocError):
     """A file in the index is damaged (failed checksum or unreadable)."""
 
 
+class IndexWriteError(AskdocError):
+    """The index folder cannot be written (disk full, read-only, no permission, a damaged lock)."""
+
+
 class IndexBusyError(AskdocError):
     """Another process is already building this index."""
 
@@ -49,3 +53,9 @@ class QuestionError(AskdocError):
 
 class EvalError(AskdocError):
     """An evaluation file or benchmark folder cannot be used."""
+
+
+class TransientReadError(ReadError):
+    """One file could not be opened or read just then (moved, replaced, unreadable): unlike other
+    read errors, which depend on the file's content, it is not remembered and every build tries
+    the file again."""

@@ -90,14 +90,26 @@ def _verified(rows: Iterable[tuple[int, bytes, str, str]], db_path: Path) -> Ite
         yield chunk_id, blob
 
 
-def remove_stale_files(index_dir: Path, manifest: Manifest) -> None:
-    """Drop FAISS files older than the previous generation, and temp files of dead writers."""
-    keep = {manifest.faiss_file, faiss_name(manifest.generation - 1)}
-    for path in index_dir.iterdir():
+def leftover_files(index_dir: Path, manifest: Manifest | None) -> list[str]:
+    """Names of the files in ``index_dir`` no generation uses: FAISS files other than the current
+    and the previous generation's (kept for readers still on it), and temporary files. Under the
+    write lock they are leftovers of failed or killed builds (or of the previous generation)."""
+    keep = set() if manifest is None else {manifest.faiss_file, faiss_name(manifest.generation - 1)}
+    names = []
+    for path in sorted(index_dir.iterdir()) if index_dir.is_dir() else []:
         name = path.name
-        stale_faiss = name.startswith(FAISS_PREFIX) and name.endswith(FAISS_SUFFIX)
-        if (stale_faiss and name not in keep) or (name.startswith(".") and ".tmp-" in name):
-            path.unlink(missing_ok=True)
+        faiss = name.startswith(FAISS_PREFIX) and name.endswith(FAISS_SUFFIX)
+        if (faiss and name not in keep) or (name.startswith(".") and ".tmp-" in name):
+            names.append(name)
+    return names
+
+
+def remove_stale_files(index_dir: Path, manifest: Manifest | None) -> list[str]:
+    """Remove ``leftover_files`` (the caller holds the write lock); their names."""
+    removed = leftover_files(index_dir, manifest)
+    for name in removed:
+        (index_dir / name).unlink(missing_ok=True)
+    return removed
 
 
 def repair_faiss(index_dir: Path, wait: float = 10.0) -> Manifest:

@@ -8,39 +8,55 @@ the last published generation in force; the next build resumes from the staged r
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 import sqlite3
-import stat
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from askdoc import readers, staging
+import numpy as np
+
+from askdoc import generations, readers, staging
 from askdoc.chunking import ChunkSettings
 from askdoc.config import Settings
 from askdoc.embedder import Embedder
-from askdoc.errors import CorpusError, IndexMismatchError, ReadError
-from askdoc.generations import commit_generation, remove_stale_files
+from askdoc.errors import (
+    CorpusError,
+    IndexMismatchError,
+    IndexWriteError,
+    ReadError,
+    TransientReadError,
+)
+from askdoc.generations import commit_generation, leftover_files, remove_stale_files
 from askdoc.integrity import database_errors, seal
 from askdoc.isolation import WorkerConfig, isolated_reader
+from askdoc.planning import Plan, make_plan, reader_fingerprint, reason
 from askdoc.sentence_vectors import encode_packed
 from askdoc.store import (
     DB_NAME,
-    DocumentRecord,
     IndexLock,
     Manifest,
+    SkippedRecord,
     check_compatible,
     list_documents,
     read_manifest,
+    remembered_skips,
     transaction,
 )
 
 CHUNKER_VERSION = 2
 EMBED_GROUP = staging.EMBED_GROUP
+COMMIT_SECONDS = 30.0
+"""Embedding time after which the vectors embedded so far are committed, even mid-group."""
+COMMIT_SLICE = 256
+"""Passages embedded between two looks at the clock (a few seconds with the real model here)."""
+clock = time.monotonic
+"""The clock commits are timed by (a test replaces it)."""
+
+_Embedded = tuple[list[tuple[str, str, int]], np.ndarray, list[bytes]]
+"""Passages (hash, text, body start) embedded but not yet committed: vectors, sentence blobs."""
 
 Progress = Callable[[str, int, int], None]
 """progress(stage, done, total): stage is "read" or "embed"."""
@@ -71,17 +87,6 @@ class BuildReport:
         return bool(self.added or self.updated or self.removed or self.renamed or self.full)
 
 
-@dataclass
-class _Plan:
-    new: list[tuple[readers.FileEntry, str]] = field(default_factory=list)
-    changed: list[tuple[readers.FileEntry, str]] = field(default_factory=list)
-    removed: list[str] = field(default_factory=list)
-    renamed: list[tuple[str, str, readers.FileEntry]] = field(default_factory=list)
-    touched: list[readers.FileEntry] = field(default_factory=list)
-    unchanged: int = 0
-    skipped: list[readers.Skipped] = field(default_factory=list)
-
-
 def chunking_settings(settings: Settings, embedder: Embedder) -> dict[str, Any]:
     """What the manifest records about chunking; another value means a rebuild."""
     return {
@@ -94,27 +99,6 @@ def chunking_settings(settings: Settings, embedder: Embedder) -> dict[str, Any]:
 
 def model_manifest(embedder: Embedder) -> dict[str, Any]:
     return dict(json.loads(embedder.fingerprint.to_json()))
-
-
-def file_sha256(entry: readers.FileEntry, max_bytes: int) -> str:
-    """Content hash of a regular file, read without following links or blocking."""
-    fd = os.open(entry.abspath, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise ReadError("not a regular file any more")
-        digest = hashlib.sha256()
-        remaining = max_bytes + 1
-        while remaining > 0:
-            block = os.read(fd, min(1 << 20, remaining))
-            if not block:
-                break
-            digest.update(block)
-            remaining -= len(block)
-        if remaining <= 0:
-            raise ReadError(f"larger than {readers.size_label(max_bytes)}")
-        return digest.hexdigest()
-    finally:
-        os.close(fd)
 
 
 class Indexer:
@@ -140,23 +124,36 @@ class Indexer:
         """Bring the index up to date with the corpus. Holds the index lock throughout."""
         started = time.perf_counter()
         entries, skipped = self._scan()
-        lock = IndexLock(self.settings.index, wait=wait)
         try:
-            notes: list[str] = []
-            conn, full = staging.open_database(self.db_path, full, dry_run, notes)
+            lock = IndexLock(self.settings.index, wait=wait)
             try:
-                with database_errors(self.db_path):
-                    return self._build(
-                        conn, entries, skipped, full, dry_run, progress, started, notes
-                    )
+                notes: list[str] = []
+                conn, full = staging.open_database(self.db_path, full, dry_run, notes)
+                try:
+                    with database_errors(self.db_path):
+                        return self._build(
+                            conn, entries, skipped, full, dry_run, progress, started, notes
+                        )
+                finally:
+                    conn.close()
             finally:
-                conn.close()
-        finally:
-            lock.release()
+                lock.release()
+        except OSError as exc:  # e.g. no space left for the FAISS file
+            raise write_error(exc, self.settings.index) from None
 
     @property
     def db_path(self) -> Path:
         return self.settings.index / DB_NAME
+
+    @property
+    def worker_config(self) -> WorkerConfig:
+        """What the isolated reader process needs to read a file as this build does."""
+        return WorkerConfig(
+            self.max_bytes,
+            str(self.embedder.path),
+            self.chunk_settings,
+            self.settings.max_line_chars,
+        )
 
     def _scan(self) -> tuple[list[readers.FileEntry], list[readers.Skipped]]:
         root = self.settings.corpus
@@ -183,6 +180,7 @@ class Indexer:
             chunking_settings(self.settings, self.embedder),
         )
         old = read_manifest(conn, self.db_path)
+        self._clean_leftovers(old, dry_run, notes)
         if old is not None and not full:
             try:
                 check_compatible(old, model, chunking, self.settings.index)
@@ -190,12 +188,14 @@ class Indexer:
                 notes.append(f"full rebuild: {exc}".split(": run")[0])
                 full = True
         known = {} if full else list_documents(conn)
-        plan = self._plan(entries, known, skipped)
+        remembered = {} if full else remembered_skips(conn)
+        fingerprint = reader_fingerprint(self.settings)
+        plan = make_plan(entries, known, skipped, remembered, fingerprint, self.max_bytes)
         if dry_run:
             return self._report(plan, notes, conn, started, dry_run=True, full=full)
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
-        staged = self._stage(conn, plan, notes, progress, _vector_salt(model))
+        staged = self._stage(conn, plan, notes, progress, _vector_salt(model), fingerprint)
         timings["read"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         embedded = self._embed_missing(conn, progress, refresh=full)
@@ -217,82 +217,72 @@ class Indexer:
             timings=timings,
         )
 
-    def _plan(
-        self,
-        entries: list[readers.FileEntry],
-        known: dict[str, DocumentRecord],
-        skipped: list[readers.Skipped],
-    ) -> _Plan:
-        plan = _Plan(skipped=list(skipped))
-        seen: set[str] = set()
-        for entry in entries:
-            seen.add(entry.path)
-            record = known.get(entry.path)
-            if record and record.size == entry.size and record.mtime == entry.mtime:
-                plan.unchanged += 1
-                continue
-            try:
-                digest = file_sha256(entry, self.max_bytes)
-            except (OSError, ReadError) as exc:
-                plan.skipped.append(readers.Skipped(entry.path, _reason(exc)))
-                continue
-            if record is None:
-                plan.new.append((entry, digest))
-            elif record.sha256 == digest:
-                plan.unchanged += 1
-                plan.touched.append(entry)
-            else:
-                plan.changed.append((entry, digest))
-        gone = {p: r for p, r in known.items() if p not in seen}
-        by_hash = {r.sha256: p for p, r in gone.items()}
-        for entry, digest in list(plan.new):
-            old_path = by_hash.pop(digest, None)
-            if old_path is not None:
-                plan.new.remove((entry, digest))
-                plan.renamed.append((old_path, entry.path, entry))
-                del gone[old_path]
-        plan.removed = sorted(gone)
-        return plan
+    def _clean_leftovers(self, old: Manifest | None, dry_run: bool, notes: list[str]) -> None:
+        """Remove (say) the files no generation uses: a failed or killed build's."""
+        index = self.settings.index
+        if dry_run:
+            names = leftover_files(index, old)
+            notes.extend(f"would remove {name}: left by a failed build" for name in names)
+        else:
+            # Through the module: the kill tests hook this module's own name as the moment
+            # just after the publishing commit.
+            names = generations.remove_stale_files(index, old)
+            notes.extend(f"removed {name}: left by a failed build" for name in names)
 
     def _stage(
         self,
         conn: sqlite3.Connection,
-        plan: _Plan,
+        plan: Plan,
         notes: list[str],
         progress: Progress | None,
         salt: str,
+        fingerprint: str,
     ) -> set[str]:
         """Read and chunk new and changed files (in the isolated reader, under the per-file time
-        limit) into the staging table, one small commit per file."""
+        limit) into the staging table, one small commit per file. A file the reader refuses is
+        remembered as skipped (its own commit); skipped files no longer there are forgotten."""
         conn.execute("DELETE FROM staged_documents")
         todo = plan.new + plan.changed
+        skips = dict(plan.still_skipped)
         staged: set[str] = set()
-        if not todo:
-            return staged
-        config = WorkerConfig(self.max_bytes, str(self.embedder.path), self.chunk_settings)
-        with isolated_reader(config, self.settings.file_timeout) as reader:
-            for done, (entry, _digest) in enumerate(todo, 1):
-                if progress:
-                    progress("read", done - 1, len(todo))
-                try:
-                    result = reader.read(entry)
-                except ReadError as exc:
-                    plan.skipped.append(readers.Skipped(entry.path, _reason(exc)))
-                    continue
-                notes.extend(f"{entry.path}: {note}" for note in result.document.notes)
-                read = replace(entry, size=result.size, mtime=result.mtime)
-                chunks = list(result.chunks)
-                staging.stage_document(conn, read, result.sha256, result.document, chunks, salt)
-                staged.add(entry.path)
-        if progress:
-            progress("read", len(todo), len(todo))
+        if todo:
+            with isolated_reader(self.worker_config, self.settings.file_timeout) as reader:
+                for done, (entry, digest) in enumerate(todo, 1):
+                    if progress:
+                        progress("read", done - 1, len(todo))
+                    try:
+                        result = reader.read(entry)
+                    except ReadError as exc:
+                        plan.skipped.append(readers.Skipped(entry.path, reason(exc)))
+                        if not isinstance(exc, TransientReadError):  # depends on the content
+                            memo = SkippedRecord(
+                                entry.path,
+                                entry.size,
+                                entry.mtime,
+                                digest,
+                                reason(exc),
+                                fingerprint,
+                            )
+                            skips[entry.path] = memo
+                            staging.keep_skips(conn, {entry.path: memo}, forget=False)
+                        continue
+                    notes.extend(f"{entry.path}: {note}" for note in result.document.notes)
+                    read = replace(entry, size=result.size, mtime=result.mtime)
+                    chunks = list(result.chunks)
+                    staging.stage_document(conn, read, result.sha256, result.document, chunks, salt)
+                    staged.add(entry.path)
+            if progress:
+                progress("read", len(todo), len(todo))
+        staging.keep_skips(conn, skips)
         return staged
 
     def _embed_missing(
         self, conn: sqlite3.Connection, progress: Progress | None, refresh: bool = False
     ) -> int:
         """Embed every staged passage whose vector is not stored yet (all of them when
-        ``refresh``); commit group by group so a killed build resumes where it stopped."""
+        ``refresh``); commit at the end of each group and at most every COMMIT_SECONDS of
+        embedding (checked after each COMMIT_SLICE passages), so a killed build loses at most
+        that much work: the next one embeds only what is still missing."""
         total = staging.collect_pending(conn, refresh)
         done = 0
         if progress:
@@ -307,21 +297,42 @@ class Indexer:
                 progress("model", 1, 1)
         self.embedder.set_threads(self.settings.index_threads)
 
+        parts: list[_Embedded] = []
+
         def advance(n: int) -> None:
             nonlocal done
             done += n
             if progress:
                 progress("embed", done, total)
 
+        last_commit = clock()
         for group in staging.pending_groups(conn):
-            vectors, blobs = encode_packed(self.embedder, group, self.settings.batch_size, advance)
-            staging.store_vectors(conn, [h for h, _, _ in group], vectors, blobs)
+            done_in_group = 0
+            for begin in range(0, len(group), COMMIT_SLICE):
+                part = group[begin : begin + COMMIT_SLICE]
+                vectors, blobs = encode_packed(
+                    self.embedder, part, self.settings.batch_size, advance
+                )
+                parts.append((part, vectors, blobs))
+                done_in_group += len(part)
+                if clock() - last_commit >= COMMIT_SECONDS or done_in_group == len(group):
+                    self._store(conn, parts)
+                    last_commit = clock()
         return total
+
+    @staticmethod
+    def _store(conn: sqlite3.Connection, parts: list[_Embedded]) -> None:
+        """Commit the embedded slices (one transaction) and forget them."""
+        hashes = [h for part, _, _ in parts for h, _, _ in part]
+        vectors = np.concatenate([v for _, v, _ in parts])
+        blobs = [b for _, _, own in parts for b in own]
+        staging.store_vectors(conn, hashes, vectors, blobs)
+        parts.clear()
 
     def _publish(
         self,
         conn: sqlite3.Connection,
-        plan: _Plan,
+        plan: Plan,
         staged: set[str],
         full: bool,
         old: Manifest | None,
@@ -354,7 +365,7 @@ class Indexer:
 
     def _report(
         self,
-        plan: _Plan,
+        plan: Plan,
         notes: list[str],
         conn: sqlite3.Connection,
         started: float,
@@ -385,9 +396,13 @@ class Indexer:
         )
 
 
-def _reason(exc: BaseException) -> str:
-    text = str(exc) or type(exc).__name__
-    return " ".join(text.split())[:200]
+def write_error(exc: OSError, index: Path) -> IndexWriteError:
+    """One line naming the file and the cause; the last committed index is intact."""
+    where = exc.filename or index
+    return IndexWriteError(
+        f"{where}: {exc.strerror or exc}: the build stopped, the last built index is intact; "
+        "run `askdoc index` again once this is fixed"
+    )
 
 
 def _vector_salt(model: dict[str, Any]) -> str:

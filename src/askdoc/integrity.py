@@ -9,6 +9,8 @@ Every row that is ever served carries a sha256 of its fields, computed when the 
 - ``chunks.row_sha256``: every column of the passage, its id included;
 - ``vectors.sha256``: the vector's key and bytes (checked whenever a FAISS file is built);
 - ``sentences.sha256``: the key and the sentence-vector blob (checked when an answer uses it).
+- ``skipped_files.row_sha256``: every column of a remembered skipped file (a row that fails it
+  is forgotten: the file is read again).
 
 The manifest carries its own checksum (``meta.manifest_sha256``), a digest of every passage
 checksum (``chunks_sha256``) and a digest of the full-text index (``fts_sha256``).
@@ -60,6 +62,12 @@ def chunk_row_sha256(row: tuple[Any, ...]) -> str:
     """``row``: id, doc_id, ordinal, start, end, line_start, line_end, page, heading, text,
     text_hash (the columns of ``CHUNK_SEAL_COLUMNS``)."""
     return digest("chunk", *row)
+
+
+def skipped_row_sha256(
+    path: str, size: int, mtime: float, sha256: str, reason: str, reader: str
+) -> str:
+    return digest("skipped", path, size, mtime, sha256, reason, reader)
 
 
 def vector_sha256(key: str, blob: bytes) -> str:

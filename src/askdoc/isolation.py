@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from askdoc.chunking import ChunkSettings
-from askdoc.errors import AskdocError, ReadError
+from askdoc.errors import AskdocError, ReadError, TransientReadError
 from askdoc.read_worker import HEADER, decode_frame, encode_frame
 from askdoc.readers import FileEntry
 from askdoc.types import Chunk, Document, Heading
@@ -57,6 +57,7 @@ class WorkerConfig:
     max_bytes: int
     model_dir: str
     chunking: ChunkSettings
+    max_line_chars: int = 1_000_000
 
     @property
     def memory_limit(self) -> int:
@@ -68,6 +69,7 @@ class WorkerConfig:
             "model_dir": self.model_dir,
             "chunking": asdict(self.chunking),
             "memory_limit": self.memory_limit,
+            "max_line_chars": self.max_line_chars,
         }
 
 
@@ -101,7 +103,7 @@ class IsolatedReader:
             except (BrokenPipeError, OSError):  # died while idle: start afresh, once
                 self._stop()
                 if attempt == 2:
-                    raise ReadError("the reader process could not be started") from None
+                    raise TransientReadError("the reader process could not be started") from None
                 continue
             return self._await_reply(proc, entry)
         raise AssertionError("unreachable")  # pragma: no cover
@@ -114,9 +116,14 @@ class IsolatedReader:
             raise ReadError(f"took longer than {self.timeout:g} s to read") from None
         except _Stopped:
             code = self._stop()
-            raise ReadError(f"the reader process stopped ({_exit_reason(code)})") from None
+            reason = f"the reader process stopped ({_exit_reason(code)})"
+            if code in (-signal.SIGABRT, -signal.SIGKILL, -signal.SIGSEGV):
+                limit = self.config.memory_limit / (1 << 30)
+                reason += f", probably out of memory (it may use {limit:.3g} GiB)"
+            raise ReadError(reason) from None
         if not reply.get("ok"):
-            raise ReadError(str(reply.get("reason") or "unreadable"))
+            error = TransientReadError if reply.get("retry") else ReadError
+            raise error(str(reply.get("reason") or "unreadable"))
         return _result_from_json(entry.path, reply)
 
     def _ensure_started(self) -> subprocess.Popen[bytes]:

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from askdoc.chunking import ChunkSettings
-from askdoc.errors import AskdocError, ReadError
+from askdoc.errors import AskdocError, ReadError, TransientReadError
 from askdoc.readers import FileEntry, describe_error, parse_document, read_bytes
 
 HEADER = struct.Struct(">Q")
@@ -73,7 +73,8 @@ def _read_one(request: dict[str, Any], config: dict[str, Any], count: Any) -> di
     max_bytes = int(config["max_bytes"])
     raw = read_bytes(entry, max_bytes)
     document = parse_document(entry.path, raw.data, max_bytes)
-    chunks = chunk_document(document, count, ChunkSettings(**config["chunking"]))
+    settings = ChunkSettings(**config["chunking"])
+    chunks = chunk_document(document, count, settings, int(config["max_line_chars"]))
     return {
         "ok": True,
         "sha256": hashlib.sha256(raw.data).hexdigest(),
@@ -95,6 +96,8 @@ def _read_one(request: dict[str, Any], config: dict[str, Any], count: Any) -> di
 def _reply(request: dict[str, Any], config: dict[str, Any], count: Any) -> bytes:
     try:
         return encode_frame(_read_one(request, config, count))
+    except TransientReadError as exc:
+        return encode_frame({"ok": False, "reason": str(exc), "retry": True})
     except ReadError as exc:
         reason = str(exc)
     except MemoryError:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from askdoc.errors import CorpusError, ReadError
+from askdoc.errors import CorpusError, ReadError, TransientReadError
 from askdoc.types import Document
 
 SUPPORTED_SUFFIXES = (".txt", ".md", ".markdown", ".html", ".htm", ".pdf", ".docx")
@@ -215,22 +215,23 @@ class RawFile:
 
 def read_bytes(entry: FileEntry, max_bytes: int) -> RawFile:
     """Read at most ``max_bytes`` of a regular file without following a final symlink or
-    blocking (a FIFO swapped in after the scan is refused, never opened for reading)."""
+    blocking (a FIFO swapped in after the scan is refused, never opened for reading). Every
+    problem here is a state of the file system, not of the content: TransientReadError."""
     flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
     try:
         fd = os.open(entry.abspath, flags)
     except OSError as exc:
         if exc.errno == errno.ELOOP:
-            raise ReadError("file was replaced by a symlink") from exc
-        raise ReadError(f"cannot open: {exc.strerror}") from exc
+            raise TransientReadError("file was replaced by a symlink") from exc
+        raise TransientReadError(f"cannot open: {exc.strerror}") from exc
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
-            raise ReadError(f"not a regular file ({_kind(st.st_mode)})")
+            raise TransientReadError(f"not a regular file ({_kind(st.st_mode)})")
         if not _opened_as(fd, entry.abspath):
-            raise ReadError("file was moved or replaced after the scan")
+            raise TransientReadError("file was moved or replaced after the scan")
         if st.st_size > max_bytes:
-            raise ReadError(f"larger than {size_label(max_bytes)}")
+            raise TransientReadError(f"larger than {size_label(max_bytes)}")
         chunks: list[bytes] = []
         total = 0
         while total <= max_bytes:
@@ -240,11 +241,11 @@ def read_bytes(entry: FileEntry, max_bytes: int) -> RawFile:
             chunks.append(block)
             total += len(block)
     except OSError as exc:
-        raise ReadError(f"cannot read: {exc.strerror}") from exc
+        raise TransientReadError(f"cannot read: {exc.strerror}") from exc
     finally:
         os.close(fd)
     if total > max_bytes:
-        raise ReadError(f"larger than {size_label(max_bytes)}")
+        raise TransientReadError(f"larger than {size_label(max_bytes)}")
     return RawFile(b"".join(chunks), total, st.st_mtime)
 
 

@@ -12,11 +12,12 @@ from pathlib import Path
 import numpy as np
 
 from askdoc.errors import IndexCorruptError
-from askdoc.integrity import database_errors, vector_sha256
+from askdoc.integrity import database_errors, skipped_row_sha256, vector_sha256
 from askdoc.readers import FileEntry
 from askdoc.store import (
     FORMAT_VERSION,
     SCHEMA,
+    SkippedRecord,
     connect,
     encode_document,
     read_manifest,
@@ -232,3 +233,30 @@ def promote_staged(conn: sqlite3.Connection) -> None:
             ],
         )
     conn.execute("DELETE FROM staged_documents")
+
+
+def keep_skips(
+    conn: sqlite3.Connection, records: dict[str, SkippedRecord], forget: bool = True
+) -> None:
+    """Remember these skipped files (path -> record, with their checksums) in one commit; with
+    ``forget``, forget every other one (removed, now readable, or refused by the scan)."""
+    rows = [
+        (r.path, r.size, r.mtime, r.sha256, r.reason, r.reader)
+        for r in sorted(records.values(), key=lambda r: r.path)
+    ]
+    stored = conn.execute(
+        "SELECT path, size, mtime, sha256, reason, reader, row_sha256 FROM skipped_files"
+    ).fetchall()
+    if forget and sorted(stored) == [(*row, skipped_row_sha256(*row)) for row in rows]:
+        return  # nothing changed: no write
+    with transaction(conn):
+        if forget:
+            conn.executemany(
+                "DELETE FROM skipped_files WHERE path = ?",
+                [(row[0],) for row in stored if row[0] not in records],
+            )
+        conn.executemany(
+            "INSERT OR REPLACE INTO skipped_files(path, size, mtime, sha256, reason, reader, "
+            "row_sha256) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [(*row, skipped_row_sha256(*row)) for row in rows],
+        )

@@ -4,7 +4,7 @@ file rebuilt from the stored vectors. The only module that imports faiss (lazily
 Layout of ``index/``::
 
     askdoc.sqlite3           documents, chunks (+ FTS5), vectors, sentence vectors,
-                             manifest (meta table)
+                             manifest (meta table), files skipped while reading
     vectors-<generation>.faiss  derived from the vectors; its sha256 is in the manifest
     .lock                    flock held by the one writer
 
@@ -36,6 +36,7 @@ from askdoc.errors import IndexCorruptError, NoIndexError
 from askdoc.integrity import (
     DB_ERRORS,
     database_errors,
+    skipped_row_sha256,
     translate,
 )
 from askdoc.lock import LOCK_NAME, IndexLock
@@ -84,6 +85,9 @@ CREATE TRIGGER IF NOT EXISTS chunks_ai AFTER INSERT ON chunks BEGIN
 CREATE TRIGGER IF NOT EXISTS chunks_ad AFTER DELETE ON chunks BEGIN
     INSERT INTO chunks_fts(chunks_fts, rowid, text, heading)
     VALUES ('delete', old.id, old.text, old.heading); END;
+CREATE TABLE IF NOT EXISTS skipped_files(
+    path TEXT PRIMARY KEY, size INTEGER NOT NULL, mtime REAL NOT NULL, sha256 TEXT NOT NULL,
+    reason TEXT NOT NULL, reader TEXT NOT NULL, row_sha256 TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS staged_documents(
     path TEXT PRIMARY KEY, size INTEGER NOT NULL, mtime REAL NOT NULL, sha256 TEXT NOT NULL,
     kind TEXT NOT NULL, text TEXT NOT NULL, headings TEXT NOT NULL, page_starts TEXT NOT NULL,
@@ -106,6 +110,44 @@ class DocumentRecord:
     mtime: float
     sha256: str
     kind: str
+
+
+def has_table(conn: sqlite3.Connection, name: str) -> bool:
+    """Whether the database has this table (tables added since an index was written may not)."""
+    query = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?"
+    return conn.execute(query, (name,)).fetchone() is not None
+
+
+@dataclass(frozen=True)
+class SkippedRecord:
+    """A file the reader could not read, remembered with what it was when it failed: it is not
+    read again while its size and mtime (or its sha256) and the reading settings stay the same."""
+
+    path: str
+    size: int
+    mtime: float
+    sha256: str
+    reason: str
+    reader: str
+    """The reading settings in force (``planning.reader_fingerprint``)."""
+
+
+def remembered_skips(conn: sqlite3.Connection) -> dict[str, SkippedRecord]:
+    """The remembered skipped files whose rows pass their checksum (an index written before
+    askdoc remembered them has none)."""
+    with database_errors(database_path(conn)):
+        rows = (
+            conn.execute(
+                "SELECT path, size, mtime, sha256, reason, reader, row_sha256 FROM skipped_files"
+            ).fetchall()
+            if has_table(conn, "skipped_files")
+            else []
+        )
+    return {
+        row[0]: SkippedRecord(*row[:6])
+        for row in rows
+        if skipped_row_sha256(*row[:6]) == row[6] and isinstance(row[4], str)
+    }
 
 
 def connect(db_path: Path) -> sqlite3.Connection:

@@ -181,10 +181,12 @@ def write_hostile(root: Path, outside: Path, rng: random.Random) -> list[Case]:
     add("empty.txt", "skip", "empty", lambda p: p.write_bytes(b""))
     add("blank.md", "skip", "empty", lambda p: p.write_bytes(b"  \n\t\n  "))
     add("only-nul.txt", "skip", "binary", lambda p: p.write_bytes(b"\0" * 1000))
+    noise = bytes(b or 1 for b in rng.randbytes(200_000))  # binary without a NUL byte
+    add("noise.txt", "skip", "binary file .* not text", lambda p: p.write_bytes(noise))
     add("huge-line.txt", "skip", "larger than 50 MB", lambda p: p.write_bytes(b"a" * 100 * MB))
     add("sparse.md", "skip", "larger than 50 MB", lambda p: sparse(p, 60 * MB))
     line = " ".join(rng.choice(("river", "stone", "lamp", "field")) for _ in range(250_000))
-    add("long-line.txt", "either", "took longer than", lambda p: p.write_text(line))
+    add("long-line.txt", "skip", r"a single line of 1\.\d+ MB", lambda p: p.write_text(line))
     add("escape.txt", "skip", "leaves the corpus", lambda p: p.symlink_to(outside / "secret.txt"))
     add("passwd.txt", "skip", "leaves the corpus", lambda p: p.symlink_to("/etc/passwd"))
     add("outdir", "skip", "leaves the corpus", lambda p: p.symlink_to(outside))

@@ -17,6 +17,7 @@ import shutil
 import signal
 import subprocess
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -225,3 +226,64 @@ def test_resumed_build_reuses_vectors_stored_before_the_kill(tmp_path: Path) -> 
     assert resumed["embedded"] == unkilled["embedded"] - 32
     assert resumed["documents"] == unkilled["documents"] == corpus_hashes(corpus.root)
     assert resumed["chunks"] == unkilled["chunks"]
+
+
+class Clock:
+    """A fake monotonic clock the embedder below moves: ``per_passage`` seconds a passage."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class KilledEmbedder(FakeEmbedder):
+    """Takes ``per_passage`` fake seconds a passage and dies after ``stop_after`` passages."""
+
+    def __init__(self, clock: Clock, per_passage: float, stop_after: int) -> None:
+        super().__init__()
+        self.clock, self.per_passage, self.stop_after = clock, per_passage, stop_after
+        self.done = 0
+
+    def encode_passages(self, texts, spans, batch_size=32, progress=None):  # type: ignore[no-untyped-def]
+        if self.done + len(texts) > self.stop_after:
+            raise KeyboardInterrupt("killed mid-embedding")
+        self.done += len(texts)
+        self.clock.now += self.per_passage * len(texts)
+        return super().encode_passages(texts, spans, batch_size, progress)
+
+
+def test_a_killed_small_build_keeps_what_it_embedded_up_to_30_s_before(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Below one embedding group (4,096 passages) a kill used to lose every vector: they are
+    now also committed at most every COMMIT_SECONDS of embedding."""
+    from askdoc import indexer
+
+    corpus = Corpus(tmp_path / "corpus", random.Random(3))
+    for _ in range(150):
+        corpus.add()
+    settings = fake_settings(corpus.root, tmp_path / "index", chunk_tokens=40, chunk_overlap=0)
+    total = Engine(replace(settings, index=tmp_path / "twin"), FakeEmbedder()).build().embedded
+    assert 1_000 < total < indexer.EMBED_GROUP
+    clock = Clock()
+    monkeypatch.setattr(indexer, "clock", clock)
+    per_passage = 0.1
+    killed = KilledEmbedder(clock, per_passage, stop_after=int(total * 0.9))
+    with pytest.raises(KeyboardInterrupt):
+        Engine(settings, killed).build()
+    with pytest.raises(NoIndexError):
+        index_state(settings)  # nothing was published
+    resumed = Engine(settings, FakeEmbedder()).build()
+    kept = total - resumed.embedded
+    lost_s = (killed.done - kept) * per_passage
+    assert kept > 0 and lost_s <= indexer.COMMIT_SECONDS + indexer.COMMIT_SLICE * per_passage
+    assert resumed.chunks == total and verify_index(settings.index) == []
+    figure(
+        "killed at 90%",
+        passages=total,
+        embedded_before_kill=killed.done,
+        kept=kept,
+        lost_fake_s=round(lost_s, 1),
+    )

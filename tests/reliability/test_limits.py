@@ -1,10 +1,12 @@
 """Promise 7: limits. A long question is cut with a notice; peak memory while indexing a big
 corpus of many files stays bounded (50 MB here, 1 GB in ``make reliability``); the size cap
-rejects a sparse 10 GB file in well under a second, without reading it."""
+rejects a sparse 10 GB file in well under a second, without reading it; a 40 MB single line
+is refused with a reason naming ``max_line_chars`` (not a crashed reader process)."""
 
 from __future__ import annotations
 
 import random
+import re
 import shutil
 import time
 from pathlib import Path
@@ -13,6 +15,7 @@ import pytest
 from reliability_helpers import WORDS, fake_settings, figure, run_runner, scaled
 
 from askdoc.engine import Engine
+from askdoc.isolation import IsolatedReader
 from askdoc.store import DB_NAME
 from tests.conftest import SAMPLE_CORPUS, FakeEmbedder
 
@@ -50,6 +53,39 @@ def test_size_cap_rejects_a_sparse_10gb_file_at_once(tmp_path: Path) -> None:
     assert [(s.path, s.reason) for s in report.skipped] == [("huge.txt", "larger than 50 MB")]
     assert seconds < 5, f"the 10 GB file took {seconds:.1f} s to reject"
     figure("sparse 10 GB file", rejected_in_s=round(seconds, 3), whole_build=True)
+
+
+def test_a_single_line_of_40_mb_is_refused_with_a_reason(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    corpus = tmp_path / "corpus"
+    shutil.copytree(SAMPLE_CORPUS, corpus)
+    line = b"river stone lamp field harbour granite "
+    (corpus / "one-line.txt").write_bytes(line * (40 * MB // len(line)))
+    settings = fake_settings(corpus, tmp_path / "index")
+    started = time.perf_counter()
+    report = Engine(settings, FakeEmbedder()).build()
+    seconds = time.perf_counter() - started
+    reasons = {s.path: s.reason for s in report.skipped}
+    assert re.fullmatch(
+        r"a single line of 40 MB: longer than askdoc reads "
+        r"\(max_line_chars = 1,000,000 characters\)",
+        reasons["one-line.txt"],
+    ), reasons
+    assert report.added == ("north-korea-russia-alliance.txt",)
+    reads: list[str] = []  # the next build remembers the skipped file: it is not read again
+    real = IsolatedReader.read
+    monkeypatch.setattr(IsolatedReader, "read", lambda r, e: reads.append(e.path) or real(r, e))
+    started = time.perf_counter()
+    again = Engine(settings, FakeEmbedder()).build()
+    again_s = time.perf_counter() - started
+    assert reads == [] and {s.path: s.reason for s in again.skipped} == reasons
+    figure(
+        "40 MB single line",
+        reason=reasons["one-line.txt"],
+        first_build_s=round(seconds, 1),
+        unchanged_build_s=round(again_s, 3),
+    )
 
 
 def write_corpus(root: Path, megabytes: int, rng: random.Random) -> int:

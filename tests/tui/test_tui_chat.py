@@ -356,6 +356,23 @@ async def test_status_bar_shows_the_index_and_corpus_drift(app: AskdocApp) -> No
         assert "1 added" in widget_text(bar)
 
 
+async def test_status_bar_counts_skipped_files_without_a_drift_warning(
+    tui_settings: Settings, make_embedder: EmbedderFactory
+) -> None:
+    Path("corpus/scan.txt").write_bytes(b"\x00\x01" * 200)  # skipped while reading
+    engine = Engine(tui_settings, make_embedder())
+    assert [s.path for s in engine.build().skipped] == ["scan.txt"]
+    app = create_app(tui_settings, engine, show_timings=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, app)
+        bar = app.query_one(StatusBar)
+        await wait_for(pilot, lambda: "documents" in widget_text(bar))
+        text = widget_text(bar)
+        assert "1 skipped" in text and "corpus changed" not in text
+        assert not bar.query_one("#index-info").has_class("drift")
+    engine.close()
+
+
 async def test_answers_keep_coming_while_the_index_rebuilds(
     tui_settings: Settings, built_engine: Engine, make_embedder: EmbedderFactory
 ) -> None:

@@ -45,6 +45,8 @@ class StatusBar(Horizontal):
             )
         elif status.problem:
             parts.append((f" · {texts.one_line(status.problem)}", "$text-error"))
+        if status.skipped:
+            parts.append(f" · {len(status.skipped)} skipped")
         drift = status.drift
         if drift.any:
             counts = ", ".join(
