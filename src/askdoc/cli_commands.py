@@ -93,12 +93,19 @@ def report_text(report: BuildReport, settings: Settings) -> Text:
     return out
 
 
+def print_notice(engine: Engine) -> None:
+    """The engine's one-line notice (the model runs on torch, not ONNX), on stderr."""
+    if engine.notice:
+        print(f"askdoc: {engine.notice}", file=sys.stderr)
+
+
 def cmd_index(args: argparse.Namespace, settings: Settings) -> int:
     engine = Engine(settings)
     with build_progress(sys.stderr.isatty()) as progress:
         report = engine.build(
             full=args.full, dry_run=args.dry_run, wait=args.wait, progress=progress
         )
+    print_notice(engine)
     console().print(report_text(report, settings), end="")
     return 0
 
@@ -106,6 +113,7 @@ def cmd_index(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
     engine = Engine(settings)
     answer = engine.ask(args.question, k=args.k, mode=args.mode)
+    print_notice(engine)
     if args.json:
         print(json.dumps(answer_json(answer, settings.corpus), ensure_ascii=False, indent=2))
     else:

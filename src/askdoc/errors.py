@@ -45,3 +45,7 @@ class QuestionError(AskdocError):
 
 class EvalError(AskdocError):
     """An evaluation file or benchmark folder cannot be used."""
+
+
+class OnnxError(ModelError):
+    """The model's ONNX export can be neither found nor made; torch is used instead."""

@@ -132,6 +132,8 @@ class AskdocApp(ChatBase):
     def on_load_finished(self, message: LoadFinished) -> None:
         error = message.error
         self.model_loaded = not isinstance(error, ModelError)
+        if self.engine.notice:
+            self.add_note(self.engine.notice, "warning")
         if error is None:
             self.phase = "ready"
             self.query(IndexPanel).remove()
