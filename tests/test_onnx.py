@@ -200,6 +200,25 @@ def test_export_is_stamped_and_reused(
 
 
 @pytest.mark.model
+def test_damaged_export_is_made_again(exported: Embedder, onnx_cache: Path, tmp_path: Path) -> None:
+    """A changed byte in model.onnx (same size) fails the sha256 check: a new export."""
+    model = json.loads(exported.fingerprint.to_json())
+    folder = onnx_embedder.export_folder(tmp_path, model)
+    shutil.copytree(onnx_embedder.export_folder(onnx_cache, model), folder)
+    onnx_file = folder / onnx_embedder.ONNX_NAME
+    data = bytearray(onnx_file.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    onnx_file.write_bytes(bytes(data))
+    assert current_export(folder, model) is None
+    again = Embedder(cache=tmp_path)
+    again.load()
+    assert again.runtime == "onnx" and again.notice == ""
+    assert current_export(folder, model) == onnx_file
+    text = "Which exception does a failed assert raise?"
+    assert min_cosine(again.encode([text]), exported.encode([text])) >= MIN_COSINE
+
+
+@pytest.mark.model
 def test_export_that_disagrees_with_torch_is_not_used(exported: Embedder, tmp_path: Path) -> None:
     """The probe texts are checked right after an export: a graph whose vectors differ from
     torch's is refused (and nothing is left in the cache)."""
@@ -302,3 +321,32 @@ def test_backend_setting_is_checked() -> None:
     assert load_settings(environ={"ASKDOC_BACKEND": "torch"}).backend == "torch"
     with pytest.raises(ConfigError, match="backend must be one of onnx, torch"):
         load_settings(environ={"ASKDOC_BACKEND": "tensorflow"})
+
+
+def test_weights_checksum_is_remembered_by_size_mtime_and_inode(tmp_path: Path) -> None:
+    from askdoc.embedder import _remembered_sha256
+
+    weights, memo = tmp_path / "model.safetensors", tmp_path / "cache" / "sha256.json"
+    weights.write_bytes(b"weights")
+    real = onnx_embedder.sha256_file(weights)
+    assert _remembered_sha256(weights, memo) == real
+    known = json.loads(memo.read_text(encoding="utf-8"))
+    known[str(weights.resolve())]["sha256"] = "remembered"
+    memo.write_text(json.dumps(known), encoding="utf-8")
+    assert _remembered_sha256(weights, memo) == "remembered"  # same stat: not hashed again
+    weights.write_bytes(b"other weights")
+    assert _remembered_sha256(weights, memo) == onnx_embedder.sha256_file(weights)
+    memo.write_text("[]", encoding="utf-8")
+    assert _remembered_sha256(weights, memo) == onnx_embedder.sha256_file(weights)
+
+
+@pytest.mark.model
+def test_preload_reads_the_model_in_the_background(exported: Embedder, onnx_cache: Path) -> None:
+    embedder = Embedder(cache=onnx_cache)
+    embedder.preload()
+    assert embedder._preloading is not None
+    embedder.load()
+    assert embedder.runtime == "onnx"
+    assert not embedder._preloading.is_alive()
+    text = "Which exception does a failed assert raise?"
+    assert np.allclose(embedder.encode_query(text), exported.encode_query(text))

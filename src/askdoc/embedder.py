@@ -13,6 +13,7 @@ import importlib.util
 import json
 import os
 import re
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from functools import cached_property
@@ -63,6 +64,32 @@ def _sha256_file(path: Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def _remembered_sha256(path: Path, memo: Path) -> str:
+    """sha256 of a file, remembered in the JSON file ``memo`` by path, size, mtime and inode
+    (as unchanged documents are recognised): the 90 MB weights are hashed once, not at every
+    start (~0.07 s). A memo that cannot be read or written only means hashing again."""
+    info = path.stat()
+    key, stat = str(path.resolve()), [info.st_size, info.st_mtime_ns, info.st_ino]
+    try:
+        known = json.loads(memo.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        known = {}
+    known = known if isinstance(known, dict) else {}
+    entry = known.get(key)
+    if isinstance(entry, dict) and entry.get("stat") == stat and entry.get("sha256"):
+        return str(entry["sha256"])
+    digest = _sha256_file(path)
+    known[key] = {"stat": stat, "sha256": digest}
+    tmp = memo.with_name(f".{memo.name}.{os.getpid()}.tmp")
+    try:
+        memo.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(json.dumps(known, sort_keys=True), encoding="utf-8")
+        os.replace(tmp, memo)
+    except OSError:  # a read-only cache: the next start hashes again
+        tmp.unlink(missing_ok=True)
+    return digest
 
 
 def _device() -> str:
@@ -176,6 +203,10 @@ class Embedder:
         self._model: Any = None
         self._onnx: Any = None
         self.device = "cpu"
+        self._load_lock = threading.Lock()
+        self._state_lock = threading.Lock()
+        self._preloading: threading.Thread | None = None
+        self._preload_error: ModelError | None = None
         self.notice = ""
         """One line for the user when the ONNX path could not be used (torch is, slower)."""
 
@@ -215,8 +246,17 @@ class Embedder:
             dimension=self.dimension,
             max_seq_length=self.max_seq_length,
             normalized=True,
-            weights_sha256=_sha256_file(self.path / weights[0]),
+            weights_sha256=_remembered_sha256(
+                self.path / weights[0], self.cache_dir / "sha256.json"
+            ),
         )
+
+    @property
+    def cache_dir(self) -> Path:
+        """Where the ONNX export and remembered checksums are kept (the model_cache setting)."""
+        from askdoc.onnx_embedder import default_cache
+
+        return self.cache or default_cache()
 
     @cached_property
     def _tokenizer(self) -> Any:
@@ -244,11 +284,49 @@ class Embedder:
         """What computes the vectors once loaded: "onnx", "torch", or "" before ``load``."""
         return "onnx" if self._onnx is not None else "torch" if self._model is not None else ""
 
+    def preload(self) -> None:
+        """Start ``load`` in a background thread (onnxruntime releases the GIL while it reads
+        the model, ~0.3 s), so the caller can open the index meanwhile; ``load`` waits for it."""
+        from askdoc import onnx_embedder
+
+        with self._state_lock:
+            if self.loaded or self._preloading is not None or self.backend != "onnx":
+                return
+            if not onnx_embedder.has_export(self.cache_dir, asdict(self.fingerprint)):
+                return  # the first load exports (torch, seconds): in the caller's thread
+            self._preloading = threading.Thread(
+                target=self._preload, name="askdoc-model", daemon=True
+            )
+            self._preloading.start()
+
+    def settle(self) -> None:
+        """Wait for a ``preload`` under way, without raising its error (for error paths)."""
+        thread = self._preloading
+        if thread is not None and thread is not threading.current_thread():
+            thread.join()
+
+    def _preload(self) -> None:
+        try:
+            self.load()
+        except ModelError as exc:  # raised again by load() in the caller's thread
+            self._preload_error = exc
+
     def load(self) -> None:
         """Load the model: its ONNX export (~0.5 s; exported first if the cache has none, which
         imports torch once), or torch with a ``notice`` when there is no export to be had."""
         if self.loaded:
             return
+        thread = self._preloading
+        if thread is not None and thread is not threading.current_thread():
+            thread.join()
+            error, self._preload_error = self._preload_error, None
+            if error is not None:
+                raise error
+        with self._load_lock:
+            if not self.loaded:
+                self._load()
+
+    def _load(self) -> None:
         if self.backend == "onnx":
             from askdoc import onnx_embedder
 
@@ -257,7 +335,7 @@ class Embedder:
                     self.path,
                     asdict(self.fingerprint),
                     self.max_seq_length,
-                    self.cache or onnx_embedder.default_cache(),
+                    self.cache_dir,
                     self._export_onnx,
                 )
             except OnnxError as exc:

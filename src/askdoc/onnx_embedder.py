@@ -19,6 +19,7 @@ import fcntl
 import hashlib
 import json
 import os
+import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -102,21 +103,61 @@ def export_folder(cache: Path, model: Mapping[str, Any]) -> Path:
     return cache / "onnx" / str(model.get("weights_sha256", "unknown"))[:16]
 
 
-def current_export(folder: Path, model: Mapping[str, Any]) -> Path | None:
-    """``model.onnx`` in ``folder`` if its stamp names this model and this exporter and the
-    file's sha256 matches the stamp; otherwise None."""
+def has_export(cache: Path, model: Mapping[str, Any]) -> bool:
+    """Whether an export of ``model`` is stamped in ``cache`` (not checked: see current_export)."""
+    return (export_folder(cache, model) / STAMP_NAME).is_file()
+
+
+def stamped_export(folder: Path, model: Mapping[str, Any]) -> ExportStamp | None:
+    """The stamp in ``folder`` if it names this model and this exporter and ``model.onnx`` has
+    its size (the file's sha256 is not checked here)."""
     stamp = ExportStamp.read(folder / STAMP_NAME)
-    onnx_file = folder / ONNX_NAME
     if stamp is None or dict(stamp.model) != dict(model):
         return None
     if dict(stamp.exporter) != exporter_identity():
         return None
     try:
-        if onnx_file.stat().st_size != stamp.size or sha256_file(onnx_file) != stamp.sha256:
+        if (folder / ONNX_NAME).stat().st_size != stamp.size:
             return None
     except OSError:
         return None
-    return onnx_file
+    return stamp
+
+
+def current_export(folder: Path, model: Mapping[str, Any]) -> Path | None:
+    """``model.onnx`` in ``folder`` if its stamp names this model and this exporter and the
+    file's sha256 matches the stamp; otherwise None."""
+    stamp = stamped_export(folder, model)
+    try:
+        if stamp is None or sha256_file(folder / ONNX_NAME) != stamp.sha256:
+            return None
+    except OSError:
+        return None
+    return folder / ONNX_NAME
+
+
+def _open_checked(
+    folder: Path, stamp: ExportStamp, tokenizer: Path, limit: int
+) -> OnnxModel | None:
+    """The export opened while its sha256 is checked in another thread (both release the GIL:
+    the check costs no time on two cores); None if it is damaged or cannot be opened."""
+    digest: list[str] = []
+
+    def check() -> None:
+        try:
+            digest.append(sha256_file(folder / ONNX_NAME))
+        except OSError:
+            digest.append("")
+
+    hashing = threading.Thread(target=check, name="askdoc-onnx-sha256", daemon=True)
+    hashing.start()
+    try:
+        runner = OnnxModel(folder / ONNX_NAME, tokenizer, limit)
+    except Exception:  # a damaged file: made again below, under the lock
+        return None
+    finally:
+        hashing.join()
+    return runner if digest == [stamp.sha256] else None
 
 
 @contextmanager
@@ -149,9 +190,11 @@ def load_or_export(
     and exporter. Raises OnnxError (one line) when it can be neither found nor made."""
     folder = export_folder(cache, model)
     try:
-        found = current_export(folder, model)
-        if found is not None:
-            return OnnxModel(found, model_dir / "tokenizer.json", max_seq_length)
+        stamp = stamped_export(folder, model)
+        if stamp is not None:
+            runner = _open_checked(folder, stamp, model_dir / "tokenizer.json", max_seq_length)
+            if runner is not None:
+                return runner
         folder.mkdir(parents=True, exist_ok=True)
         with _locked(folder):
             found = current_export(folder, model)  # another process may have made it meanwhile
