@@ -6,7 +6,7 @@ Each command prints progress lines and ends with one line ``RESULT <json>``.
     first_answer --index DIR --corpus DIR --question Q   TUI: launch to the first answer
     warm      --index DIR --corpus DIR --queries FILE   loaded engine, hybrid questions, 1 thread
     st_encode --index DIR --corpus DIR --queries FILE   torch sentence-transformers encode of each
-    export                                      make the model's ONNX export (in $ASKDOC_MODEL_CACHE)
+    export                                      make the model's ONNX export ($ASKDOC_MODEL_CACHE)
     latency   --index DIR --corpus DIR --queries FILE   warm query latency, one thread
     build     --index DIR --corpus DIR [--delay S] [--chunk-tokens N]   askdoc index with
               the stub embedder (prints "embed <done> <total>" as it goes)

@@ -1,11 +1,11 @@
 """The everyday-use ratios of issue 15, measured in one run against the cost of importing
 sentence-transformers (or of a torch encode) on the same machine at the same time.
 
-    cold ask      a fresh `askdoc ask --json` / `python -c "import sentence_transformers"`  <= 0.1
-    TUI answer    a fresh `askdoc` to its first answer / the same import                     <= 0.2
-    add one doc   `askdoc index` after adding one small document / the same import            <= 0.25
-    warm hybrid   a loaded engine's hybrid question, answer included / a torch
-                  sentence-transformers encode of the question alone                          <= 0.6
+    cold ask     a fresh `askdoc ask --json` / `python -c "import sentence_transformers"`  <= 0.1
+    TUI answer   a fresh `askdoc` to its first answer / the same import                     <= 0.2
+    add one doc  `askdoc index` after adding one small document / the same import          <= 0.25
+    warm hybrid  a loaded engine's hybrid question, answer included / a torch
+                 sentence-transformers encode of the question alone                         <= 0.6
 
 plus the size of the index in bytes per passage. Everything runs in fresh processes over a
 generated corpus indexed with the real model into a temporary folder, with a temporary model
