@@ -4,8 +4,8 @@ Each command prints progress lines and ends with one line ``RESULT <json>``.
 
     paint     --index DIR --corpus DIR          TUI: time to the first mounted screen
     first_answer --index DIR --corpus DIR --question Q   TUI: launch to the first answer
-    warm      --index DIR --corpus DIR --queries FILE   loaded engine, hybrid questions, 1 thread
-    st_encode --index DIR --corpus DIR --queries FILE   torch sentence-transformers encode of each
+    warm      --index DIR --corpus DIR --queries FILE   loaded engine's hybrid questions and a
+              torch sentence-transformers encode of each, interleaved, 1 thread
     export                                      make the model's ONNX export ($ASKDOC_MODEL_CACHE)
     latency   --index DIR --corpus DIR --queries FILE   warm query latency, one thread
     build     --index DIR --corpus DIR [--delay S] [--chunk-tokens N]   askdoc index with
@@ -107,41 +107,35 @@ def cmd_first_answer(args: argparse.Namespace) -> None:
 
 
 def cmd_warm(args: argparse.Namespace) -> None:
+    """A loaded engine's hybrid questions and a torch sentence-transformers encode of each
+    question, one after the other in this one process (1 thread each): same moment, same load."""
+    from askdoc.embedder import Embedder
     from askdoc.engine import Engine
 
     engine = Engine(settings_for(args))
     engine.load()
+    torch_model = Embedder(backend="torch")
+    torch_model.load()
+    torch_model.set_threads(1)
+    model = torch_model._model
     questions = json.loads(Path(args.queries).read_text(encoding="utf-8"))
     for question in questions[:3]:  # warm-up: caches, first FAISS/SQLite pages
         engine.ask(question, mode="hybrid")
+        model.encode(question)
     out: dict[str, list[float]] = {"total": [], "embed": [], "search": [], "answer": []}
+    out["encode"] = []
     for question in questions:
         began = time.perf_counter()
         answer = engine.ask(question, mode="hybrid")
         out["total"].append(time.perf_counter() - began)
+        began = time.perf_counter()
+        model.encode(question)
+        out["encode"].append(time.perf_counter() - began)
         timings = answer.timings
         out["embed"].append(timings.get("embed", 0.0))
         out["answer"].append(timings.get("answer", 0.0))
         out["search"].append(sum(timings.get(k, 0.0) for k in ("dense", "lexical", "fusion")))
     result({**out, "runtime": engine.embedder.runtime})
-
-
-def cmd_st_encode(args: argparse.Namespace) -> None:
-    from askdoc.embedder import Embedder
-
-    embedder = Embedder(backend="torch")
-    embedder.load()
-    embedder.set_threads(1)
-    model = embedder._model
-    questions = json.loads(Path(args.queries).read_text(encoding="utf-8"))
-    for question in questions[:3]:
-        model.encode(question)
-    seconds = []
-    for question in questions:
-        began = time.perf_counter()
-        model.encode(question)
-        seconds.append(time.perf_counter() - began)
-    result({"encode": seconds})
 
 
 def cmd_export(args: argparse.Namespace) -> None:
@@ -249,7 +243,7 @@ def cmd_faissmem(args: argparse.Namespace) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser()
     sub = parser.add_subparsers(dest="command", required=True)
-    for name in ("paint", "latency", "build", "first_answer", "warm", "st_encode"):
+    for name in ("paint", "latency", "build", "first_answer", "warm"):
         command = sub.add_parser(name)
         command.add_argument("--index", required=True)
         command.add_argument("--corpus", required=True)
@@ -270,7 +264,6 @@ def main() -> None:
         "faissmem": cmd_faissmem,
         "first_answer": cmd_first_answer,
         "warm": cmd_warm,
-        "st_encode": cmd_st_encode,
         "export": cmd_export,
     }
     commands[args.command](args)

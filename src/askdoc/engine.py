@@ -15,7 +15,7 @@ from askdoc import readers
 from askdoc.answer import AnswerParams, compose
 from askdoc.config import Settings
 from askdoc.embedder import Embedder
-from askdoc.errors import AskdocError, QuestionError
+from askdoc.errors import AskdocError, ModelError, QuestionError
 from askdoc.index_reader import IndexReader
 from askdoc.indexer import BuildReport, Indexer, Progress, chunking_settings, model_manifest
 from askdoc.retrieval import FusionParams, search
@@ -123,6 +123,15 @@ class Engine:
                     chunking=chunking_settings(self.settings, self.embedder),
                 )
             return self._reader
+
+    def preload(self) -> None:
+        """Start reading the model in the background, if its ONNX export is there (``load``
+        and ``ask`` wait for it; a model that cannot be had is reported by them)."""
+        try:
+            embedder = self.embedder
+        except ModelError:
+            return  # load() raises it again, where the caller reports it
+        embedder.preload()
 
     def _open_with_model(self) -> IndexReader:
         """Open the index while onnxruntime reads the model in the background (it releases

@@ -86,7 +86,9 @@ class AskdocApp(ChatBase):
         self.query_one(QuestionInput).focus()
         self.show_state()
         self.action_refresh_status()
-        # The model loads after the first frame: its imports hold the GIL for seconds.
+        # The index opens after the first frame (faiss's import holds the GIL); the model's
+        # ONNX export is read meanwhile (onnxruntime releases it), if there is one.
+        self.engine.preload()
         self.call_after_refresh(self.start_load)
         self.set_interval(60, self.action_refresh_status)
 
