@@ -324,7 +324,7 @@ def test_backend_setting_is_checked() -> None:
 
 
 def test_weights_checksum_is_remembered_by_size_mtime_and_inode(tmp_path: Path) -> None:
-    from askdoc.embedder import _remembered_sha256
+    from askdoc.onnx_embedder import remembered_sha256 as _remembered_sha256
 
     weights, memo = tmp_path / "model.safetensors", tmp_path / "cache" / "sha256.json"
     weights.write_bytes(b"weights")

@@ -111,17 +111,21 @@ def test_device_hint_imports_nothing_heavy(tmp_path: Path) -> None:
 def test_device_hint_respects_hidden_gpus(
     visible: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    from askdoc import embedder
+    from askdoc import device
 
     gpus = tmp_path / "gpus" / "0000:01:00.0"
     gpus.mkdir(parents=True)
     (gpus / "information").write_text("Model: \t\t Test GPU\n", encoding="utf-8")
-    monkeypatch.setattr(embedder, "NVIDIA_PROC", tmp_path / "gpus")
-    monkeypatch.setattr(embedder, "_torch_has_cuda", lambda: True)
+    monkeypatch.setattr(device, "NVIDIA_PROC", tmp_path / "gpus")
+    monkeypatch.setattr(device, "_torch_has_cuda", lambda: True)
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
-    assert embedder.device_hint() == "cuda (Test GPU)"
+    assert device.device_hint() == "cuda (Test GPU)"
+    assert device.device_hint("onnx") == (
+        'cpu (onnxruntime); GPU Test GPU unused (backend = "torch" would use it)'
+    )
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", visible)
-    assert embedder.device_hint().startswith("cpu")
+    assert device.device_hint().startswith("cpu")
+    assert device.device_hint("onnx") == "cpu (onnxruntime)"
 
 
 class ClosedPipe(io.StringIO):

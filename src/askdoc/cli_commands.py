@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.text import Text
 
 from askdoc.config import Settings
-from askdoc.embedder import device_hint
+from askdoc.device import device_hint
 from askdoc.engine import Engine, Status
 from askdoc.indexer import BuildReport, Progress
 from askdoc.render import answer_json, answer_text, display_path, safe
@@ -121,7 +121,7 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def status_text(status: Status) -> Text:
+def status_text(status: Status, backend: str = "onnx") -> Text:
     out = Text()
     out.append("index   ", style="bold")
     out.append(f"{status.index}\n")
@@ -136,7 +136,7 @@ def status_text(status: Status) -> Text:
             f"max {manifest.model.get('max_seq_length')} word-pieces)\n"
         )
         out.append(f"faiss   {manifest.faiss_kind} · generation {manifest.generation}\n")
-        out.append(f"device  {device_hint()}\n")
+        out.append(f"device  {device_hint(backend)}\n")
         out.append(f"built   {built}\n")
     if status.problem:
         out.append(f"problem {status.problem}\n", style="bold red")
@@ -160,7 +160,7 @@ def status_text(status: Status) -> Text:
 
 def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     status = Engine(settings).status()
-    console().print(status_text(status), end="")
+    console().print(status_text(status, settings.backend), end="")
     return 1 if status.manifest is None else 0
 
 

