@@ -350,3 +350,30 @@ def test_preload_reads_the_model_in_the_background(exported: Embedder, onnx_cach
     assert not embedder._preloading.is_alive()
     text = "Which exception does a failed assert raise?"
     assert np.allclose(embedder.encode_query(text), exported.encode_query(text))
+
+
+EXIT_PROBE = """
+import sys, time
+from askdoc.embedder import Embedder
+embedder = Embedder(cache=sys.argv[1])
+embedder.preload()
+time.sleep(float(sys.argv[2]))  # then exit while onnxruntime may still be building its session
+"""
+
+
+@pytest.mark.model
+def test_exit_while_the_model_loads_is_clean(exported: Embedder, onnx_cache: Path) -> None:
+    """A process (the TUI quit at once, an error) may end while onnxruntime builds its session
+    in another thread: the exit waits for it instead of aborting the process."""
+    import subprocess
+    import sys
+
+    for pause in ("0", "0.05", "0.15", "0.3"):
+        done = subprocess.run(
+            [sys.executable, "-c", EXIT_PROBE, str(onnx_cache), pause],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert done.returncode == 0, (pause, done.stderr[-500:])

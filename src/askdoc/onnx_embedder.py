@@ -15,6 +15,7 @@ processes never write it at once).
 
 from __future__ import annotations
 
+import atexit
 import fcntl
 import hashlib
 import json
@@ -49,6 +50,34 @@ MIN_PROBE_COSINE = 0.9999
 Exporter = Callable[[Path, Sequence[str]], np.ndarray]
 """export(target, probe): write the model's ONNX graph to ``target`` (INPUTS in, word-piece
 vectors out) and return torch's normalized vectors of ``probe``."""
+
+
+_BUSY = threading.Condition()
+_busy = 0
+
+
+@contextmanager
+def native_work() -> Iterator[None]:
+    """Mark onnxruntime work under way (building a session, running one): the interpreter's
+    exit waits for it. A process ending while onnxruntime works in another thread is aborted
+    ("terminate called without an active exception"), e.g. the TUI quit while the model loads."""
+    global _busy
+    with _BUSY:
+        _busy += 1
+    try:
+        yield
+    finally:
+        with _BUSY:
+            _busy -= 1
+            _BUSY.notify_all()
+
+
+def _wait_for_native_work() -> None:
+    with _BUSY:
+        _BUSY.wait_for(lambda: _busy == 0, timeout=60)
+
+
+atexit.register(_wait_for_native_work)
 
 
 def default_cache() -> Path:
@@ -304,9 +333,10 @@ class OnnxModel:
             options.intra_op_num_threads = self.threads
             options.inter_op_num_threads = 1
             options.log_severity_level = 3
-            session = self._runtime.InferenceSession(
-                str(self.file), options, providers=["CPUExecutionProvider"]
-            )
+            with native_work():
+                session = self._runtime.InferenceSession(
+                    str(self.file), options, providers=["CPUExecutionProvider"]
+                )
             self._sessions[self.threads] = session
         return session
 
@@ -316,7 +346,8 @@ class OnnxModel:
         feed, encodings = model_inputs(self._tokenizer, texts)
         session = self._session()
         wanted = {i.name for i in session.get_inputs()}
-        hidden = session.run(None, {k: v for k, v in feed.items() if k in wanted})[0]
+        with native_work():
+            hidden = session.run(None, {k: v for k, v in feed.items() if k in wanted})[0]
         return np.asarray(hidden, dtype=np.float32), feed["attention_mask"], encodings
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
