@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.text import Text
 
 from askdoc.config import Settings
-from askdoc.embedder import device_hint
+from askdoc.device import device_hint
 from askdoc.engine import Engine, Status
 from askdoc.errors import AskdocError, QuestionError
 from askdoc.indexer import BuildReport, Progress
@@ -95,12 +95,19 @@ def report_text(report: BuildReport, settings: Settings) -> Text:
     return out
 
 
+def print_notice(engine: Engine) -> None:
+    """The engine's one-line notice (the model runs on torch, not ONNX), on stderr."""
+    if engine.notice:
+        print(f"askdoc: {engine.notice}", file=sys.stderr)
+
+
 def cmd_index(args: argparse.Namespace, settings: Settings) -> int:
     engine = Engine(settings)
     with build_progress(sys.stderr.isatty()) as progress:
         report = engine.build(
             full=args.full, dry_run=args.dry_run, wait=args.wait, progress=progress
         )
+    print_notice(engine)
     console().print(report_text(report, settings), end="")
     return 0
 
@@ -110,6 +117,7 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
     if args.question == "-" or args.questions is not None:
         return cmd_ask_lines(engine, args)
     answer = engine.ask(args.question, k=args.k, mode=args.mode)
+    print_notice(engine)
     if args.json:
         print(json.dumps(answer_json(answer, settings.corpus), ensure_ascii=False, indent=2))
     else:
@@ -160,7 +168,7 @@ def answer_line(engine: Engine, question: str, k: int | None, mode: str | None) 
     return answer_json(answer, engine.settings.corpus)
 
 
-def status_text(status: Status) -> Text:
+def status_text(status: Status, backend: str = "onnx") -> Text:
     out = Text()
     out.append("index   ", style="bold")
     out.append(f"{status.index}\n")
@@ -175,7 +183,7 @@ def status_text(status: Status) -> Text:
             f"max {manifest.model.get('max_seq_length')} word-pieces)\n"
         )
         out.append(f"faiss   {manifest.faiss_kind} · generation {manifest.generation}\n")
-        out.append(f"device  {device_hint()}\n")
+        out.append(f"device  {device_hint(backend)}\n")
         out.append(f"built   {built}\n")
     if status.problem:
         out.append(f"problem {status.problem}\n", style="bold red")
@@ -208,7 +216,7 @@ def status_text(status: Status) -> Text:
 
 def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     status = Engine(settings).status()
-    console().print(status_text(status), end="")
+    console().print(status_text(status, settings.backend), end="")
     return 1 if status.manifest is None else 0
 
 

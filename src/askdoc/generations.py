@@ -7,6 +7,7 @@ faiss; this module only sequences it.
 
 from __future__ import annotations
 
+import hashlib
 import sqlite3
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -32,6 +33,7 @@ from askdoc.store import (
     faiss_file_ok,
     faiss_name,
     now,
+    rows_digest,
     transaction,
     write_faiss_file,
 )
@@ -44,8 +46,10 @@ def commit_generation(
     chunking: dict[str, Any],
     exact_below: int,
 ) -> Manifest:
-    """Inside an open write transaction: build the FAISS file for the rows as they now stand and
-    record it in a new manifest. The caller commits; until then readers keep the old generation."""
+    """Inside an open write transaction: build the FAISS file for the rows as they now stand (or,
+    below ``exact_below`` passages, only the digest of the rows readers will build the exact
+    index from) and record it in a new manifest. The caller commits; until then readers keep
+    the old generation."""
     db_path = index_dir / DB_NAME
     old = read_manifest(conn, db_path, publishing=True)
     generation = (old.generation if old else 0) + 1
@@ -56,11 +60,17 @@ def commit_generation(
         "SELECT c.id, v.vector, v.hash, v.sha256 FROM chunks c "
         "JOIN vectors v ON v.hash = c.text_hash ORDER BY c.id"
     )
-    index = build_faiss(_verified(rows, db_path), int(model["dimension"]), kind)
-    if index.ntotal != count:
-        raise IndexCorruptError(f"{index_dir}: {count - index.ntotal} passages have no vector")
-    name = faiss_name(generation)
-    digest = write_faiss_file(index, index_dir, name)
+    if kind == "flat":  # no file: readers build the exact index from these rows (format 4)
+        hasher = hashlib.sha256()
+        total = sum(1 for _ in rows_digest(_verified(rows, db_path), hasher))
+        name, digest = "", hasher.hexdigest()
+    else:
+        index = build_faiss(_verified(rows, db_path), int(model["dimension"]), kind)
+        total = index.ntotal
+        name = faiss_name(generation)
+        digest = write_faiss_file(index, index_dir, name)
+    if total != count:
+        raise IndexCorruptError(f"{index_dir}: {count - total} passages have no vector")
     manifest = Manifest(
         format_version=FORMAT_VERSION,
         model=model,

@@ -38,6 +38,8 @@ from askdoc.store import (
     check_compatible,
     connect,
     decode_document,
+    flat_from_rows,
+    in_memory,
     load_faiss_file,
     read_manifest,
     require_index,
@@ -183,7 +185,17 @@ class IndexReader:
             raise damaged(self.db_path, "the full-text index is damaged")
 
     def _load_faiss(self, manifest: Manifest) -> Any:
-        """The generation's FAISS file, checked against its sha256 before FAISS reads it."""
+        """The generation's FAISS file, checked against its sha256 before FAISS reads it; for a
+        flat generation, the exact index built from this snapshot's vectors, checked against
+        their digest."""
+        if in_memory(manifest):
+            index, digest = flat_from_rows(self.conn, int(manifest.model.get("dimension", 0)))
+            if digest != manifest.faiss_sha256:
+                raise IndexCorruptError(
+                    f"{self.db_path}: the stored passage vectors are damaged (checksum "
+                    f"mismatch): {REBUILD}"
+                )
+            return index
         name = manifest.faiss_file
         if not valid_faiss_name(name):
             raise IndexCorruptError(f"{self.db_path}: the manifest names an invalid file {name!r}")
