@@ -1,4 +1,4 @@
-"""Tests for askdoc.readers: corpus scanning, safe reading and every parser, on real files."""
+"""Tests for askdoc.ingest.readers and parsers: corpus scanning, safe reading, every parser."""
 
 from __future__ import annotations
 
@@ -13,16 +13,16 @@ from pathlib import Path
 import pytest
 
 from askdoc.errors import CorpusError, ReadError
-from askdoc.readers import (
+from askdoc.ingest.parsers import markdown_headings
+from askdoc.ingest.readers import (
     SUPPORTED_SUFFIXES,
     FileEntry,
     Skipped,
-    clean_text,
     display_name,
-    markdown_headings,
     read_document,
     scan_corpus,
 )
+from askdoc.text import clean_text
 from askdoc.types import Document
 
 MB = 1 << 20

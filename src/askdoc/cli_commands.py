@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,10 +15,10 @@ from rich.text import Text
 
 from askdoc.config import Settings
 from askdoc.embedder import device_hint
-from askdoc.engine import Engine, Status
+from askdoc.engine import Engine
 from askdoc.errors import AskdocError, QuestionError
-from askdoc.indexer import BuildReport, Progress
-from askdoc.render import JSON_VERSION, answer_json, answer_text, display_path, safe
+from askdoc.indexer import Progress
+from askdoc.render import JSON_VERSION, answer_json, answer_text, report_text, status_text
 
 
 def console(stderr: bool = False) -> Console:
@@ -57,42 +56,6 @@ def build_progress(enabled: bool) -> Iterator[Progress | None]:
 
     with bar:
         yield update
-
-
-def report_text(report: BuildReport, settings: Settings) -> Text:
-    out = Text()
-    verb = "Would index" if report.dry_run else "Indexed"
-    out.append(f"{verb} {settings.corpus} into {settings.index}", style="bold")
-    out.append(f" in {report.seconds:.1f} s\n")
-    if report.full:
-        out.append("  full rebuild\n")
-    counts = (
-        f"  added {len(report.added)} · updated {len(report.updated)} · "
-        f"removed {len(report.removed)} · renamed {len(report.renamed)} · "
-        f"unchanged {report.unchanged} · skipped {len(report.skipped)}\n"
-    )
-    out.append(counts)
-    if not report.dry_run:
-        out.append(
-            f"  {report.documents} documents, {report.chunks} passages "
-            f"({report.embedded} embedded this run)\n"
-        )
-    for label, paths in (
-        ("add", report.added),
-        ("update", report.updated),
-        ("remove", report.removed),
-    ):
-        if report.dry_run:
-            for path in paths:
-                out.append(f"  {label}: {display_path(settings.corpus, path)}\n")
-    for old, new in report.renamed:
-        out.append(f"  renamed: {safe(old)} -> {safe(new)}\n")
-    for skipped in report.skipped:
-        out.append(f"  skipped: {display_path(settings.corpus, skipped.path)}: ", style="yellow")
-        out.append(safe(skipped.reason) + "\n")
-    for note in report.notes:
-        out.append(f"  note: {safe(note)}\n", style="dim")
-    return out
 
 
 def cmd_index(args: argparse.Namespace, settings: Settings) -> int:
@@ -160,55 +123,9 @@ def answer_line(engine: Engine, question: str, k: int | None, mode: str | None) 
     return answer_json(answer, engine.settings.corpus)
 
 
-def status_text(status: Status) -> Text:
-    out = Text()
-    out.append("index   ", style="bold")
-    out.append(f"{status.index}\n")
-    out.append("corpus  ", style="bold")
-    out.append(f"{status.corpus}\n")
-    manifest = status.manifest
-    if manifest is not None:
-        built = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(manifest.built_at))
-        out.append(f"documents {manifest.documents} · passages {manifest.chunks}\n")
-        out.append(
-            f"model   {manifest.model.get('name')} ({manifest.model.get('dimension')}-dim, "
-            f"max {manifest.model.get('max_seq_length')} word-pieces)\n"
-        )
-        out.append(f"faiss   {manifest.faiss_kind} · generation {manifest.generation}\n")
-        out.append(f"device  {device_hint()}\n")
-        out.append(f"built   {built}\n")
-    if status.problem:
-        out.append(f"problem {status.problem}\n", style="bold red")
-    drift = status.drift
-    if drift.any:
-        out.append(
-            "drift   the corpus changed since the last build (run `askdoc index`):\n",
-            style="yellow",
-        )
-        for label, paths in (
-            ("added", drift.added),
-            ("changed", drift.changed),
-            ("removed", drift.removed),
-        ):
-            for path in paths:
-                out.append(f"  {label}: {display_path(status.corpus, path)}\n")
-    elif manifest is not None and not status.problem:
-        out.append("drift   none: the index matches the corpus\n")
-    if status.skipped:
-        out.append(
-            f"skipped {len(status.skipped)} files left out of the index (each tried again "
-            "when it changes):\n",
-            style="yellow",
-        )
-        for skipped in status.skipped:
-            out.append(f"  skipped: {display_path(status.corpus, skipped.path)}: ")
-            out.append(safe(skipped.reason) + "\n")
-    return out
-
-
 def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     status = Engine(settings).status()
-    console().print(status_text(status), end="")
+    console().print(status_text(status, device_hint()), end="")
     return 1 if status.manifest is None else 0
 
 

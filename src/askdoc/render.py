@@ -1,16 +1,24 @@
-"""Answers and reports as terminal text (rich ``Text``, never markup) and as JSON-ready dicts."""
+"""Answers, build reports and index status as terminal text (rich ``Text``, never markup) and
+answers as JSON-ready dicts: what the CLI prints and the TUI shows."""
 
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Group
 from rich.text import Text
 
-from askdoc.readers import clean_text
+from askdoc.ingest import split_sentences
+from askdoc.text import clean_text
 from askdoc.types import Answer, Source
+
+if TYPE_CHECKING:
+    from askdoc.config import Settings
+    from askdoc.engine import Status
+    from askdoc.indexer import BuildReport
 
 NOT_FOUND = "Not found in the documents."
 SOURCES_TITLE = "Sources"
@@ -63,8 +71,6 @@ def excerpt(source: Source, context_chars: int = CONTEXT_CHARS) -> list[Segment]
     spans = [(a, b) for a, b in spans if a < b]
     if not spans:
         return [(_clip_end(body, context_chars * 2), False)]
-    from askdoc.chunking import split_sentences
-
     first = spans[0][0]
     before = [(a, b) for a, b in split_sentences(body[:first]) if body[a:b].strip()]
     out: list[Segment] = []
@@ -229,3 +235,89 @@ def source_json(source: Source, corpus: Path) -> dict[str, Any]:
             for a, b in source.highlights
         ],
     }
+
+
+def report_text(report: BuildReport, settings: Settings) -> Text:
+    """What a build did (or, dry, would do): counts, then the paths changed, skipped or noted."""
+    out = Text()
+    verb = "Would index" if report.dry_run else "Indexed"
+    out.append(f"{verb} {settings.corpus} into {settings.index}", style="bold")
+    out.append(f" in {report.seconds:.1f} s\n")
+    if report.full:
+        out.append("  full rebuild\n")
+    counts = (
+        f"  added {len(report.added)} · updated {len(report.updated)} · "
+        f"removed {len(report.removed)} · renamed {len(report.renamed)} · "
+        f"unchanged {report.unchanged} · skipped {len(report.skipped)}\n"
+    )
+    out.append(counts)
+    if not report.dry_run:
+        out.append(
+            f"  {report.documents} documents, {report.chunks} passages "
+            f"({report.embedded} embedded this run)\n"
+        )
+    for label, paths in (
+        ("add", report.added),
+        ("update", report.updated),
+        ("remove", report.removed),
+    ):
+        if report.dry_run:
+            for path in paths:
+                out.append(f"  {label}: {display_path(settings.corpus, path)}\n")
+    for old, new in report.renamed:
+        out.append(f"  renamed: {safe(old)} -> {safe(new)}\n")
+    for skipped in report.skipped:
+        out.append(f"  skipped: {display_path(settings.corpus, skipped.path)}: ", style="yellow")
+        out.append(safe(skipped.reason) + "\n")
+    for note in report.notes:
+        out.append(f"  note: {safe(note)}\n", style="dim")
+    return out
+
+
+def status_text(status: Status, device: str = "") -> Text:
+    """``askdoc status``: the index's facts, the corpus drift since the last build and the files
+    left out; ``device``: where the model will run (``embedder.device_hint``)."""
+    out = Text()
+    out.append("index   ", style="bold")
+    out.append(f"{status.index}\n")
+    out.append("corpus  ", style="bold")
+    out.append(f"{status.corpus}\n")
+    manifest = status.manifest
+    if manifest is not None:
+        built = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(manifest.built_at))
+        out.append(f"documents {manifest.documents} · passages {manifest.chunks}\n")
+        out.append(
+            f"model   {manifest.model.get('name')} ({manifest.model.get('dimension')}-dim, "
+            f"max {manifest.model.get('max_seq_length')} word-pieces)\n"
+        )
+        out.append(f"faiss   {manifest.faiss_kind} · generation {manifest.generation}\n")
+        if device:
+            out.append(f"device  {device}\n")
+        out.append(f"built   {built}\n")
+    if status.problem:
+        out.append(f"problem {status.problem}\n", style="bold red")
+    drift = status.drift
+    if drift.any:
+        out.append(
+            "drift   the corpus changed since the last build (run `askdoc index`):\n",
+            style="yellow",
+        )
+        for label, paths in (
+            ("added", drift.added),
+            ("changed", drift.changed),
+            ("removed", drift.removed),
+        ):
+            for path in paths:
+                out.append(f"  {label}: {display_path(status.corpus, path)}\n")
+    elif manifest is not None and not status.problem:
+        out.append("drift   none: the index matches the corpus\n")
+    if status.skipped:
+        out.append(
+            f"skipped {len(status.skipped)} files left out of the index (each tried again "
+            "when it changes):\n",
+            style="yellow",
+        )
+        for skipped in status.skipped:
+            out.append(f"  skipped: {display_path(status.corpus, skipped.path)}: ")
+            out.append(safe(skipped.reason) + "\n")
+    return out

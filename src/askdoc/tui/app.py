@@ -16,6 +16,7 @@ from textual.widgets import Button, Footer, ProgressBar, Static
 
 from askdoc.config import Settings
 from askdoc.errors import AskdocError, IndexMismatchError, ModelError, NoIndexError
+from askdoc.render import report_text
 from askdoc.tui import texts
 from askdoc.tui.commands import AskdocCommands
 from askdoc.tui.messages import BuildFinished, BuildProgress, LoadFinished, StatusRead
@@ -201,8 +202,6 @@ class AskdocApp(WatchingChat):
         self.query_one(ProgressBar).update(total=max(1, message.total), progress=message.done)
 
     def on_build_finished(self, message: BuildFinished) -> None:
-        from askdoc.cli_commands import report_text
-
         self.building = False
         self.query_one("#build-row").display = False
         if self.watched_build_finished(message.report, message.error):

@@ -1,8 +1,8 @@
 """One parser per format (txt, md, html, pdf, docx): bytes of one file -> Document.
 
-Parsers never touch the file system: ``askdoc.readers`` opens the file safely and hands them its
-bytes. Every problem becomes a ReadError with a one-line reason. In a build they run inside the
-isolated reader process (``askdoc.isolation``), under a time and memory limit.
+Parsers never touch the file system: ``readers`` opens the file safely and hands them its bytes.
+Every problem becomes a ReadError with a one-line reason. In a build they run inside the
+isolated reader process (``isolation``), under a time and memory limit.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from io import BytesIO
 from typing import Any
 
 from askdoc.errors import ReadError
-from askdoc.readers import clean_text, describe_error
+from askdoc.text import clean_text, describe_error
 from askdoc.types import Document, Heading
 
 PDF_TEXT_CAP = 50_000_000
