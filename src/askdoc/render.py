@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rich.console import Group
+from rich.console import Console, Group
 from rich.text import Text
 
 from askdoc.ingest import split_sentences
-from askdoc.text import clean_text
+from askdoc.text import clean_text, one_line
 from askdoc.types import Answer, Source
 
 if TYPE_CHECKING:
@@ -27,6 +29,19 @@ READ_AS = "↳ read as: "
 """Shown before the rewritten question of a follow-up."""
 
 JSON_VERSION = 1
+BUILD_STAGES = {
+    "write": "writing documents",
+    "read": "reading documents",
+    "model": "loading the model",
+    "embed": "embedding passages",
+}
+"""What each stage of a build's progress is called (``Progress`` callbacks name the stage)."""
+
+
+def console(stderr: bool = False) -> Console:
+    """The console the CLI prints through: no highlighting of numbers or paths, no wrapping of
+    long lines into the next (a terminal wraps them itself; a pipe keeps them whole)."""
+    return Console(stderr=stderr, highlight=False, soft_wrap=True)
 
 
 def display_path(corpus: Path, path: str) -> str:
@@ -52,11 +67,6 @@ GAP_CHARS = 200
 """Between two supporting sentences of one source, longer text is shown as " … "."""
 Segment = tuple[str, bool]
 """A piece of a source's text on one line, and whether it is a supporting sentence."""
-
-
-def one_line(text: str) -> str:
-    """Untrusted text on one line: control characters removed, runs of whitespace one space."""
-    return " ".join(safe(text).split())
 
 
 def excerpt(source: Source, context_chars: int = CONTEXT_CHARS) -> list[Segment]:
@@ -321,3 +331,40 @@ def status_text(status: Status, device: str = "") -> Text:
             out.append(f"  skipped: {display_path(status.corpus, skipped.path)}: ")
             out.append(safe(skipped.reason) + "\n")
     return out
+
+
+@contextmanager
+def progress_bars(
+    enabled: bool, labels: Mapping[str, str] = BUILD_STAGES
+) -> Iterator[Callable[[str, int, int], None] | None]:
+    """Rich progress bars on stderr, one per stage named in ``progress(stage, done, total)``
+    calls and labelled by ``labels`` (else the stage's name); None when not ``enabled`` (stderr
+    is not a terminal)."""
+    if not enabled:
+        yield None
+        return
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    bar = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=console(stderr=True),
+        transient=True,
+    )
+    tasks: dict[str, Any] = {}
+
+    def update(stage: str, done: int, total: int) -> None:
+        if stage not in tasks:
+            tasks[stage] = bar.add_task(labels.get(stage, stage), total=total)
+        bar.update(tasks[stage], completed=done, total=total)
+
+    with bar:
+        yield update

@@ -35,9 +35,14 @@ def clean_text(text: str) -> str:
     return SURROGATES.sub("\ufffd", text)
 
 
+def one_line(text: str) -> str:
+    """Untrusted text on one line: control characters removed, runs of whitespace one space."""
+    return " ".join(clean_text(text).split())
+
+
 def describe_error(exc: BaseException, limit: int = 150) -> str:
     """A short one-line description of an exception, safe to show in a terminal."""
-    msg = " ".join(clean_text(str(exc)).split())
+    msg = one_line(str(exc))
     msg = f"{type(exc).__name__}: {msg}" if msg else type(exc).__name__
     return msg if len(msg) <= limit else msg[: limit - 3] + "..."
 

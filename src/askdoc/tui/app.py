@@ -16,7 +16,7 @@ from textual.widgets import Button, Footer, ProgressBar, Static
 
 from askdoc.config import Settings
 from askdoc.errors import AskdocError, IndexMismatchError, ModelError, NoIndexError
-from askdoc.render import report_text
+from askdoc.render import BUILD_STAGES, report_text
 from askdoc.tui import texts
 from askdoc.tui.commands import AskdocCommands
 from askdoc.tui.messages import BuildFinished, BuildProgress, LoadFinished, StatusRead
@@ -36,7 +36,7 @@ from askdoc.tui.widgets import (
 if TYPE_CHECKING:
     from askdoc.engine import Engine
 
-STAGES = {"read": "reading documents", "model": "loading the model", "embed": "embedding passages"}
+
 CHAT_ONLY = {"focus_citations", "rebuild", "export", "clear", "toggle_scores", "focus_input"}
 """Actions hidden (and off) while the source viewer is open."""
 
@@ -195,7 +195,7 @@ class AskdocApp(WatchingChat):
             self.post_message(BuildFinished(report))
 
     def on_build_progress(self, message: BuildProgress) -> None:
-        label = STAGES.get(message.stage, message.stage)
+        label = BUILD_STAGES.get(message.stage, message.stage)
         self.query_one("#build-label", Static).update(
             Content(f"{label} {message.done}/{message.total}")
         )

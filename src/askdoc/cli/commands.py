@@ -1,66 +1,38 @@
-"""The CLI's commands. Each takes parsed arguments and Settings and returns an exit code."""
+"""The CLI's commands: each takes the parsed arguments and the Settings, calls the library, prints
+what it got (``render``) and returns the exit code."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from rich.console import Console
 from rich.text import Text
 
+from askdoc.cli.watch import cmd_watch
 from askdoc.config import Settings
 from askdoc.embedder import device_hint
 from askdoc.engine import Engine
 from askdoc.errors import AskdocError, QuestionError
-from askdoc.indexer import Progress
-from askdoc.render import JSON_VERSION, answer_json, answer_text, report_text, status_text
-
-
-def console(stderr: bool = False) -> Console:
-    return Console(stderr=stderr, highlight=False, soft_wrap=True)
-
-
-@contextmanager
-def build_progress(enabled: bool) -> Iterator[Progress | None]:
-    """A rich progress bar for reading and embedding (on stderr, only on a terminal)."""
-    if not enabled:
-        yield None
-        return
-    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
-    from rich.progress import Progress as RichProgress
-
-    bar = RichProgress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=console(stderr=True),
-        transient=True,
-    )
-    tasks: dict[str, Any] = {}
-    labels = {
-        "read": "reading documents",
-        "model": "loading the model",
-        "embed": "embedding passages",
-    }
-
-    def update(stage: str, done: int, total: int) -> None:
-        if stage not in tasks:
-            tasks[stage] = bar.add_task(labels.get(stage, stage), total=total)
-        bar.update(tasks[stage], completed=done, total=total)
-
-    with bar:
-        yield update
+from askdoc.render import (
+    JSON_VERSION,
+    answer_json,
+    answer_text,
+    console,
+    progress_bars,
+    report_text,
+    status_text,
+)
 
 
 def cmd_index(args: argparse.Namespace, settings: Settings) -> int:
+    """``askdoc index`` (``--watch``: then keep the index current until Ctrl+C)."""
+    if getattr(args, "watch", False):
+        return cmd_watch(args, settings)
     engine = Engine(settings)
-    with build_progress(sys.stderr.isatty()) as progress:
+    with progress_bars(sys.stderr.isatty()) as progress:
         report = engine.build(
             full=args.full, dry_run=args.dry_run, wait=args.wait, progress=progress
         )
