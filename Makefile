@@ -8,7 +8,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: run test lint format index bench eval reliability clean
+.PHONY: run test test-fast lint format index bench eval reliability clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -37,6 +37,10 @@ format: $(STAMP)
 
 test: lint
 	$(PY) -m pytest
+
+# The inner loop (~2 min): no real model, no slow or fault-injection tests. `make test` runs all.
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -x -m "not slow and not model" --ignore=tests/reliability
 
 bench: $(STAMP)
 	$(PY) scripts/bench.py

@@ -67,7 +67,7 @@ def test_refusal_lists_the_closest_passages_one_line_each() -> None:
     lines = render(answer).splitlines()
     assert lines[0] == "Not found in the documents."
     at = lines.index(CLOSEST_TITLE)
-    assert lines[at + 1].startswith("[1] corpus/port.txt:L11  score 0.61  The pier opened")
+    assert lines[at + 1].startswith("[1] corpus/port.txt:L11  The pier opened")
     assert len(lines[at + 1]) <= 80 and len(lines) == at + 2
 
 

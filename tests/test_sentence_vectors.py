@@ -195,6 +195,7 @@ def test_damaged_sentence_vectors_are_detected(fake_engine: Engine, settings: Se
 # ----------------------------------------------------------------- real model
 
 
+@pytest.mark.model
 def test_real_model_pools_sentences_from_the_passage_pass(real_embedder: Embedder) -> None:
     heading = "Water"
     body = (

@@ -170,8 +170,7 @@ def closest_line(source: Source, corpus: Path, show_scores: bool = True) -> Text
     line = Text(no_wrap=True, overflow="ellipsis")
     line.append(f"[{source.number}] ", style="bold cyan")
     line.append(source_location(corpus, source, cited=True), style="green")
-    if show_scores:
-        line.append(f"  score {source.score:.2f}", style="dim")
+    del show_scores  # a weak match's score says nothing useful; the line is for its text
     best = next((t for t, marked in excerpt(source, 0) if marked), "")
     line.append("  " + _clip_end(best or source.text, 200))
     return line

@@ -103,6 +103,46 @@ async def test_source_viewer_by_keyboard(app: AskdocApp) -> None:
         assert isinstance(app.focused, QuestionInput) and app.focused.value == "w"
 
 
+@pytest.mark.parametrize("leave", [("ctrl+o",), ("ctrl+o", "enter", "q")])
+async def test_typing_goes_on_after_clearing_the_chat(app: AskdocApp, leave: tuple[str]) -> None:
+    """ctrl+o (and maybe the source viewer, closed with q), then ctrl+l: the citation that had
+    the focus is gone, and what is typed next must still reach the question line."""
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, app)
+        await ask(pilot, app, TREATY)
+        await pilot.press(*leave)
+        await wait_for(pilot, lambda: not isinstance(app.screen, SourceViewer))
+        await pilot.press("ctrl+l")
+        await pilot.pause()
+        await pilot.press(*"next")
+        field = app.query_one(QuestionInput)
+        assert app.focused is field and field.value == "next"
+
+
+async def test_footer_fits_80_columns(app: AskdocApp) -> None:
+    async with app.run_test(size=(80, 24)) as pilot:
+        await ready(pilot, app)
+        footer = widget_text(app.screen.query_one("Footer"))
+        for key in ("Quit", "Help", "Citations", "Rebuild", "Export", "Clear", "palette"):
+            assert key in footer, footer
+
+
+async def test_export_goes_to_the_user_data_folder_by_default(
+    app: AskdocApp, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    monkeypatch.chdir(tmp_path)
+    app.export_path = None
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, app)
+        await ask(pilot, app, TREATY)
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        files = list((tmp_path / "data" / "askdoc" / "transcripts").glob("askdoc-*.md"))
+        assert len(files) == 1 and not list(tmp_path.glob("*.md"))
+        assert any(str(files[0]) in n.message for n in app._notifications)
+
+
 async def test_source_viewer_by_mouse(app: AskdocApp) -> None:
     async with app.run_test(size=SIZE) as pilot:
         await ready(pilot, app)

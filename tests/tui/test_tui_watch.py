@@ -118,6 +118,7 @@ async def test_watch_at_start_builds_a_missing_index(
     engine.close()
 
 
+@pytest.mark.slow
 async def test_busy_index_is_noted_once_then_retried(
     app: AskdocApp, tui_settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -52,11 +52,11 @@ class AskdocApp(WatchingChat):
         Binding("f1", "help", "Help"),
         Binding("question_mark", "help", "Help", show=False),
         Binding("ctrl+o", "focus_citations", "Citations"),
-        Binding("ctrl+r", "rebuild", "Rebuild index"),
+        Binding("ctrl+r", "rebuild", "Rebuild"),
         Binding("f5", "toggle_watch", "Watch corpus", show=False),
         Binding("ctrl+s", "export", "Export"),
         Binding("ctrl+l", "clear", "Clear"),
-        Binding("ctrl+t", "toggle_scores", "Scores"),
+        Binding("ctrl+t", "toggle_scores", "Scores", show=False),  # footer fits 80 columns
         Binding("escape", "focus_input", "Question", show=False),
     ]
 
@@ -266,10 +266,17 @@ class AskdocApp(WatchingChat):
             child.remove()
         self.entries = [p.exchange for p in waiting]
         self._previous = None  # a cleared chat has nothing for a follow-up to lean on
+        self.query_one(QuestionInput).focus()  # the focused citation may be gone: keep typing
         self.notify("Chat cleared.")
 
     def action_export(self) -> None:
-        path = self.export_path or Path.cwd()
+        path = self.export_path or transcripts_dir()
+        try:
+            if self.export_path is None:
+                path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            self.notify(f"cannot create {path}: {exc.strerror}", severity="error", markup=False)
+            return
         if path.is_dir():
             path = path / export_name()
         markdown = to_markdown(self.entries, self.settings.corpus, show_scores=self.scores)
@@ -279,6 +286,14 @@ class AskdocApp(WatchingChat):
             self.notify(f"cannot write {path}: {exc.strerror}", severity="error", markup=False)
             return
         self.notify(f"Transcript saved to {path}", title="export", markup=False)
+
+
+def transcripts_dir() -> Path:
+    """Where exported transcripts go by default: the user's data folder
+    (``~/.local/share/askdoc/transcripts`` on Linux), not wherever askdoc was started."""
+    import platformdirs
+
+    return platformdirs.user_data_path("askdoc") / "transcripts"
 
 
 def create_app(

@@ -30,6 +30,7 @@ KEYS: tuple[tuple[str, str, str], ...] = (
     ("Chat", "ctrl+q", "quit"),
     ("Citations", "up / down, k / j", "previous / next citation or source"),
     ("Citations", "enter or click", "open the source viewer on that source"),
+    ("Citations", "space", "on a source: the whole passage / back to the sentence"),
     ("Citations", "1 … 9", "open source [n] of that answer"),
     ("Citations", "escape", "back to the question line"),
     ("Source viewer", "up / down, pgup / pgdn", "scroll the document"),
