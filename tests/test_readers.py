@@ -692,6 +692,21 @@ def test_read_pdf_random_bytes(corpus: Path) -> None:
     assert read_error(corpus, "noise.pdf", data).startswith("cannot parse PDF: ")
 
 
+def test_a_parser_bug_is_not_called_a_broken_file(
+    corpus: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The parsers name what a malformed file makes their libraries raise; anything else (a
+    bug) propagates, and the reader process reports it as unexpected."""
+    import pypdf
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(pypdf, "PdfReader", broken)
+    with pytest.raises(RuntimeError, match="a bug"):
+        read(corpus, "any.pdf", make_pdf(["text"]))
+
+
 def test_read_pdf_without_text(corpus: Path) -> None:
     message = read_error(corpus, "blank.pdf", make_pdf([""]))
     assert message == "no extractable text in PDF (scanned?)"

@@ -39,7 +39,7 @@ def _die_with_parent(parent: int) -> None:
 
 def _preload() -> None:
     """Import the parser libraries before the first file: its time limit measures the file."""
-    for module in ("bs4", "pypdf", "docx"):
+    for module in ("bs4", "pypdf", "docx", "markdown_it"):
         try:
             importlib.import_module(module)
         except ImportError:
