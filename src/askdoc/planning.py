@@ -53,24 +53,17 @@ def reader_fingerprint(settings: Settings) -> str:
 
 
 def file_sha256(entry: FileEntry, max_bytes: int) -> str:
-    """Content hash of a regular file, read without following links or blocking."""
+    """Content hash of a regular file, opened without following links or blocking. (A file
+    still growing past ``max_bytes`` while it is hashed is hashed whole: the reader enforces the
+    cap on what it reads.)"""
     fd = os.open(entry.abspath, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
+    with os.fdopen(fd, "rb") as handle:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
             raise ReadError("not a regular file any more")
-        digest = hashlib.sha256()
-        remaining = max_bytes + 1
-        while remaining > 0:
-            block = os.read(fd, min(1 << 20, remaining))
-            if not block:
-                break
-            digest.update(block)
-            remaining -= len(block)
-        if remaining <= 0:
+        if info.st_size > max_bytes:
             raise ReadError(f"larger than {size_label(max_bytes)}")
-        return digest.hexdigest()
-    finally:
-        os.close(fd)
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def applies(record: SkippedRecord | None, entry: FileEntry, fingerprint: str) -> bool:
