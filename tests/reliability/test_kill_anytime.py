@@ -165,7 +165,7 @@ def test_kill_at_any_moment(tmp_path: Path) -> None:
         spec = specs[(attempts // 2) % len(specs)] if deterministic else None
         code, _ = run_killed(settings, spec, 0.45 + rng.uniform(0.0, build_time * 1.3))
         if code == 0:  # a normal build: the timer fired late, or the named step never ran
-            if spec is not None:
+            if spec is not None and spec.endswith(":1"):  # a step every changing build runs
                 unreached.append(spec)
             state = index_state(settings)
             assert state.documents == attempted
@@ -189,8 +189,9 @@ def test_kill_at_any_moment(tmp_path: Path) -> None:
             assert index_state(settings) == committed
             assert leftovers(settings.index) == []
             assert verify_index(settings.index) == []
-    # every build changes the corpus, so every named kill point must be reached: a step that no
-    # build ran would otherwise pass without ever being tested
+    # every build changes the corpus, so the first occurrence of every named step must be
+    # reached (a second one, ":2", depends on how much changed): a step that no build ran would
+    # otherwise pass without ever being tested
     assert unreached == [], f"kill points never reached: {unreached}"
     figure(
         "kill at any moment",
