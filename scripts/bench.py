@@ -520,7 +520,7 @@ def synthetic_passages(b: Bench, count: int) -> tuple[list[str], np.ndarray]:
 def bench_answer_batching(b: Bench) -> None:
     """The answer step's sentence embedding: one padded batch (before) vs length batches."""
     from askdoc.answer import AnswerParams
-    from askdoc.chunking import split_sentences
+    from askdoc.ingest.sentences import split_sentences
 
     params = AnswerParams()
     limit = getattr(params, "embed_limit", 1000)  # answer.py embeds at most this many

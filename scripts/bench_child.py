@@ -148,8 +148,8 @@ def cmd_export(args: argparse.Namespace) -> None:
 
 def cmd_latency(args: argparse.Namespace) -> None:
     base = rss_mb()
-    from askdoc.chunking import split_sentences
     from askdoc.engine import Engine
+    from askdoc.ingest.sentences import split_sentences
 
     engine = Engine(settings_for(args))
     engine.embedder.load()

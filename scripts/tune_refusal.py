@@ -21,11 +21,11 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def samples(spec: str) -> list:
-    from askdoc.calibrate import Sample
     from askdoc.config import load_settings
     from askdoc.engine import Engine
-    from askdoc.eval_data import corpus_cache, load_qa
-    from askdoc.evaluate import run_mode
+    from askdoc.evaluation.calibrate import Sample
+    from askdoc.evaluation.data import corpus_cache, load_qa
+    from askdoc.evaluation.run import run_mode
     from askdoc.refusal import FEATURES
 
     qa, _, corpus = spec.partition(":")
@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     os.chdir(REPO)
     for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
         os.environ.setdefault(name, "1")
-    from askdoc.calibrate import calibrate, outcome
+    from askdoc.evaluation.calibrate import calibrate, outcome
     from askdoc.refusal import FEATURES, RefusalModel
 
     model = RefusalModel()

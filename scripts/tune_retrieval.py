@@ -37,11 +37,11 @@ VARIANTS: dict[str, tuple[str, dict[str, float | str]]] = {
 
 
 def run_set(qa: Path, corpus: Path) -> dict[str, dict[str, float]]:
-    from askdoc import metrics
     from askdoc.answer import make_sources
     from askdoc.config import load_settings
     from askdoc.engine import Engine, prepare_question
-    from askdoc.eval_data import corpus_cache, load_qa
+    from askdoc.evaluation import metrics
+    from askdoc.evaluation.data import corpus_cache, load_qa
     from askdoc.retrieval import FusionParams, search
 
     settings = load_settings(corpus=corpus)

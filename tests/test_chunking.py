@@ -6,9 +6,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from askdoc.chunking import ChunkSettings, chunk_document, heading_path, split_sentences
 from askdoc.embedder import Embedder
 from askdoc.errors import ReadError
+from askdoc.ingest.chunking import ChunkSettings, chunk_document, heading_path
+from askdoc.ingest.sentences import split_sentences
 from askdoc.types import Document, Heading
 
 EMBEDDER = Embedder()

@@ -5,20 +5,22 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 
-from askdoc import eval_cli
 from askdoc.cli import main
 from askdoc.config import Settings
 from askdoc.embedder import Embedder
 from askdoc.engine import Engine
 from askdoc.errors import EvalError
-from askdoc.eval_data import (
+from askdoc.evaluation import cli as eval_cli
+from askdoc.evaluation.data import (
     GoldSource,
     QARecord,
     doc_file_name,
@@ -27,8 +29,16 @@ from askdoc.eval_data import (
     load_qa,
     write_beir_docs,
 )
-from askdoc.eval_report import check_thresholds, parse_threshold, to_markdown
-from askdoc.evaluate import EvalResult, ModeRun, count, evaluate, judge, summarize
+from askdoc.evaluation.report import (
+    check_thresholds,
+    compare,
+    compare_table,
+    parse_threshold,
+    question_table,
+    summary_table,
+    to_markdown,
+)
+from askdoc.evaluation.run import EvalResult, ModeRun, count, evaluate, judge, summarize
 from askdoc.types import Answer, AnswerSentence, Source
 from tests.conftest import SAMPLE_CORPUS, FakeEmbedder
 
@@ -359,6 +369,69 @@ def test_markdown_escapes_document_text() -> None:
     text = to_markdown(EvalResult("set", "qa", "c", "i", 5, (run,)))
     assert "| answer_contains | 1.000 |" in text
     assert "q\\|1" in text and "x \\| \\*bold\\* \\<b\\>" in text
+
+
+def printed(*renderables: object, width: int = 80) -> str:
+    """What a terminal ``width`` columns wide shows."""
+    console = Console(width=width, record=True, color_system=None, file=open(os.devnull, "w"))
+    for item in renderables:
+        console.print(item)
+    return console.export_text()
+
+
+def two_mode_result() -> EvalResult:
+    """hybrid refuses the unanswerable question; lexical refuses nothing (so its refusal
+    precision does not apply), and no question has expected answer phrases."""
+    record = QARecord("q", "When?", (), (GoldSource.parse("corpus/x.txt:8"),))
+    unanswerable = QARecord("u", "Mars?", unanswerable=True)
+    sources = (src(1, "x.txt", (6, 9)),)
+    sentence = AnswerSentence("Signed on June 19.", 1, 0, 5, 8, 0.9)
+    found = Answer("When?", "When?", True, 0.9, (sentence,), sources)
+    refused = Answer("Mars?", "Mars?", False, 0.1, (), sources, "Not found in the documents.")
+    runs = []
+    for mode, last in (("hybrid", refused), ("lexical", replace(found, question="Mars?"))):
+        results = (judge(record, found, 5, {}), judge(unanswerable, last, 5, {}))
+        runs.append(ModeRun(mode, results, summarize(results, 5), count(results)))
+    return EvalResult("set", "qa", "c", "i", 5, tuple(runs))
+
+
+def test_reports_leave_out_what_does_not_apply() -> None:
+    """No "–" anywhere: a metric no mode measured has no row, a mode that did not measure it
+    an empty cell; an unanswerable question has no rank."""
+    result = two_mode_result()
+    assert result.runs[1].summary["refusal_precision"] is None
+    assert result.runs[0].summary["answer_contains"] is None  # no expected phrases
+    shown = printed(summary_table(result), *(question_table(run, run.mode) for run in result.runs))
+    markdown = to_markdown(result)
+    for text in (shown, markdown):
+        assert "–" not in text and "n/a" not in text
+        assert "answer_contains" not in text and "refusal_precision" in text
+    row = next(line for line in shown.splitlines() if "refusal_precision" in line)
+    assert row.split("│")[2].strip() == "1.000" and row.split("│")[3].strip() == ""
+    ranks = [line.split("│")[3].strip() for line in shown.splitlines() if line.startswith("│ u ")]
+    assert ranks == ["", ""]
+    old = {"hybrid": {"hit@1": 0.5, "answer_contains": 0.9}}
+    changes = compare(old, replace(result, runs=result.runs[:1]))
+    assert all(c.new is not None for c in changes)  # answer_contains no longer applies
+    assert "–" not in printed(compare_table(changes)) and "1.000 (new)" in printed(
+        compare_table(changes)
+    )
+
+
+def test_question_table_wraps_long_answers_at_80_columns() -> None:
+    long = " ".join(f"word{i}" for i in range(60))  # ~420 characters
+    record = QARecord("q-with-a-long-identifier", "Why?", (long.split()[0],))
+    sentence = AnswerSentence(long, 1, 0, len(long), 1, 0.9)
+    sources = (src(1, "a-rather-long-file-name-for-a-document.txt", (1, 1)),)
+    results = (judge(record, Answer("Why?", "Why?", True, 0.9, (sentence,), sources), 5, {}),)
+    run = ModeRun("hybrid", results, summarize(results, 5), count(results))
+    shown = printed(question_table(run, "set · hybrid"), width=80)
+    lines = shown.splitlines()
+    assert max(len(line) for line in lines) <= 80
+    cells = " ".join(line.split("│")[4].strip() for line in lines if line.count("│") == 5)
+    assert long in cells and "…" not in cells  # every word, in order, none cut
+    cited = "↳a-rather-long-file-name-for-a-document.txt:L1"  # folded where it must be
+    assert cited in cells.replace(" ", "")
 
 
 def test_threshold_parsing() -> None:

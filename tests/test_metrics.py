@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from askdoc import metrics
+from askdoc.evaluation import metrics
 
 F = frozenset
 NONE: frozenset[int] = frozenset()

@@ -16,12 +16,12 @@ import numpy as np
 import pytest
 
 from askdoc import onnx_embedder
-from askdoc.chunking import split_sentences
 from askdoc.cli import main
 from askdoc.config import Settings
 from askdoc.embedder import Embedder
 from askdoc.engine import Engine
 from askdoc.errors import OnnxError
+from askdoc.ingest import split_sentences
 from askdoc.onnx_embedder import ExportStamp, batch_tokenizer, current_export, exporter_identity
 from askdoc.retrieval import FusionParams, search
 from tests.conftest import REPO, SAMPLE_CORPUS

@@ -1,4 +1,4 @@
-"""Tests for askdoc.readers: corpus scanning, safe reading and every parser, on real files."""
+"""Tests for askdoc.ingest.readers and parsers: corpus scanning, safe reading, every parser."""
 
 from __future__ import annotations
 
@@ -13,16 +13,16 @@ from pathlib import Path
 import pytest
 
 from askdoc.errors import CorpusError, ReadError
-from askdoc.readers import (
+from askdoc.ingest.parsers import markdown_headings
+from askdoc.ingest.readers import (
     SUPPORTED_SUFFIXES,
     FileEntry,
     Skipped,
-    clean_text,
     display_name,
-    markdown_headings,
     read_document,
     scan_corpus,
 )
+from askdoc.text import clean_text
 from askdoc.types import Document
 
 MB = 1 << 20
@@ -690,6 +690,21 @@ def test_read_pdf_truncated(corpus: Path) -> None:
 def test_read_pdf_random_bytes(corpus: Path) -> None:
     data = random.Random(1).randbytes(4096)
     assert read_error(corpus, "noise.pdf", data).startswith("cannot parse PDF: ")
+
+
+def test_a_parser_bug_is_not_called_a_broken_file(
+    corpus: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The parsers name what a malformed file makes their libraries raise; anything else (a
+    bug) propagates, and the reader process reports it as unexpected."""
+    import pypdf
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(pypdf, "PdfReader", broken)
+    with pytest.raises(RuntimeError, match="a bug"):
+        read(corpus, "any.pdf", make_pdf(["text"]))
 
 
 def test_read_pdf_without_text(corpus: Path) -> None:

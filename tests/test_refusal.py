@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from askdoc import eval_cli
-from askdoc.calibrate import Calibration, Point, Sample, calibrate, write_settings
 from askdoc.cli import main
 from askdoc.config import load_settings
 from askdoc.embedder import Embedder
 from askdoc.engine import Engine, refusal_model
 from askdoc.errors import ConfigError
+from askdoc.evaluation import cli as eval_cli
+from askdoc.evaluation.calibrate import Calibration, Point, Sample, calibrate, write_settings
 from askdoc.refusal import (
     FEATURES,
     Evidence,

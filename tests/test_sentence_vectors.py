@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 
 from askdoc.answer import AnswerParams, compose, score_sentences, sentence_candidates
-from askdoc.chunking import split_sentences
 from askdoc.config import Settings
 from askdoc.embedder import Embedder
 from askdoc.engine import Engine
 from askdoc.errors import IndexCorruptError
+from askdoc.ingest.sentences import split_sentences
 from askdoc.render import passage_text, source_json
 from askdoc.sentence_vectors import body_spans, pack, pool, unpack
 from askdoc.store import DB_NAME

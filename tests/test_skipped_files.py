@@ -11,13 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from askdoc.chunking import ChunkSettings
 from askdoc.cli import main
 from askdoc.config import Settings
 from askdoc.engine import Engine
 from askdoc.errors import TransientReadError
-from askdoc.isolation import IsolatedReader, WorkerConfig, isolated_reader
-from askdoc.readers import FileEntry
+from askdoc.ingest.chunking import ChunkSettings
+from askdoc.ingest.isolation import IsolatedReader, WorkerConfig, isolated_reader
+from askdoc.ingest.readers import FileEntry
 from askdoc.store import DB_NAME
 from askdoc.verify import verify_index
 from tests.conftest import FakeEmbedder

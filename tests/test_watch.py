@@ -275,7 +275,7 @@ def test_corpus_filter(tmp_path: Path, path: str, kept: bool) -> None:
 
 def test_worth_telling() -> None:
     from askdoc.indexer import BuildReport
-    from askdoc.readers import Skipped
+    from askdoc.ingest.readers import Skipped
 
     assert WatchedBuild(None, error="busy").worth_telling
     assert not WatchedBuild(BuildReport(unchanged=3), ("a.png",)).worth_telling

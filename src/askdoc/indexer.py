@@ -2,8 +2,9 @@
 atomically, and report what happened.
 
 Files are read, parsed and chunked in an isolated worker process under a per-file time limit
-(``askdoc.isolation``); a bad file is skipped with a one-line reason. A kill at any moment leaves
-the last published generation in force; the next build resumes from the staged rows and vectors.
+(``askdoc.ingest.isolation``); a bad file is skipped with a one-line reason. A kill at any moment
+leaves the last published generation in force; the next build resumes from the staged rows and
+vectors.
 """
 
 from __future__ import annotations
@@ -18,8 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from askdoc import generations, readers, staging
-from askdoc.chunking import ChunkSettings
+from askdoc import generations, staging
 from askdoc.config import Settings
 from askdoc.embedder import Embedder
 from askdoc.errors import (
@@ -30,10 +30,16 @@ from askdoc.errors import (
     TransientReadError,
 )
 from askdoc.generations import commit_generation, leftover_files, remove_stale_files
+from askdoc.ingest import (
+    ChunkSettings,
+    FileEntry,
+    Skipped,
+    WorkerConfig,
+    isolated_reader,
+    scan_corpus,
+)
 from askdoc.integrity import database_errors, seal
-from askdoc.isolation import WorkerConfig, isolated_reader
 from askdoc.planning import Plan, make_plan, reader_fingerprint, reason
-from askdoc.sentence_vectors import encode_packed
 from askdoc.store import (
     DB_NAME,
     IndexLock,
@@ -71,7 +77,7 @@ class BuildReport:
     removed: tuple[str, ...] = ()
     renamed: tuple[tuple[str, str], ...] = ()
     unchanged: int = 0
-    skipped: tuple[readers.Skipped, ...] = ()
+    skipped: tuple[Skipped, ...] = ()
     notes: tuple[str, ...] = ()
     chunks: int = 0
     embedded: int = 0
@@ -156,9 +162,9 @@ class Indexer:
             self.settings.max_line_chars,
         )
 
-    def _scan(self) -> tuple[list[readers.FileEntry], list[readers.Skipped]]:
+    def _scan(self) -> tuple[list[FileEntry], list[Skipped]]:
         root = self.settings.corpus
-        entries, skipped = readers.scan_corpus(root, self.max_bytes)
+        entries, skipped = scan_corpus(root, self.max_bytes)
         if not entries and not skipped:
             raise CorpusError(f"no documents in {root} (supported: .txt .md .html .pdf .docx)")
         if not entries:
@@ -168,8 +174,8 @@ class Indexer:
     def _build(
         self,
         conn: sqlite3.Connection,
-        entries: list[readers.FileEntry],
-        skipped: list[readers.Skipped],
+        entries: list[FileEntry],
+        skipped: list[Skipped],
         full: bool,
         dry_run: bool,
         progress: Progress | None,
@@ -255,7 +261,7 @@ class Indexer:
                     try:
                         result = reader.read(entry)
                     except ReadError as exc:
-                        plan.skipped.append(readers.Skipped(entry.path, reason(exc)))
+                        plan.skipped.append(Skipped(entry.path, reason(exc)))
                         if not isinstance(exc, TransientReadError):  # depends on the content
                             memo = SkippedRecord(
                                 entry.path,
@@ -312,8 +318,8 @@ class Indexer:
             done_in_group = 0
             for begin in range(0, len(group), COMMIT_SLICE):
                 part = group[begin : begin + COMMIT_SLICE]
-                vectors, blobs = encode_packed(
-                    self.embedder, part, self.settings.batch_size, advance
+                vectors, blobs = self.embedder.encode_packed(
+                    part, self.settings.batch_size, advance
                 )
                 parts.append((part, vectors, blobs))
                 done_in_group += len(part)

@@ -15,9 +15,9 @@ import os
 import stat
 from dataclasses import dataclass, field
 
-from askdoc import readers
 from askdoc.config import Settings
 from askdoc.errors import ReadError
+from askdoc.ingest import FileEntry, Skipped, size_label
 from askdoc.store import DocumentRecord, SkippedRecord
 
 READER_VERSION = 1
@@ -28,13 +28,13 @@ READER_VERSION = 1
 class Plan:
     """What a build will do with each scanned file."""
 
-    new: list[tuple[readers.FileEntry, str]] = field(default_factory=list)
-    changed: list[tuple[readers.FileEntry, str]] = field(default_factory=list)
+    new: list[tuple[FileEntry, str]] = field(default_factory=list)
+    changed: list[tuple[FileEntry, str]] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
-    renamed: list[tuple[str, str, readers.FileEntry]] = field(default_factory=list)
-    touched: list[readers.FileEntry] = field(default_factory=list)
+    renamed: list[tuple[str, str, FileEntry]] = field(default_factory=list)
+    touched: list[FileEntry] = field(default_factory=list)
     unchanged: int = 0
-    skipped: list[readers.Skipped] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
     still_skipped: dict[str, SkippedRecord] = field(default_factory=dict)
     """Remembered skipped files that did not change, by path, as they are now."""
 
@@ -52,28 +52,21 @@ def reader_fingerprint(settings: Settings) -> str:
     )
 
 
-def file_sha256(entry: readers.FileEntry, max_bytes: int) -> str:
-    """Content hash of a regular file, read without following links or blocking."""
+def file_sha256(entry: FileEntry, max_bytes: int) -> str:
+    """Content hash of a regular file, opened without following links or blocking. (A file
+    still growing past ``max_bytes`` while it is hashed is hashed whole: the reader enforces the
+    cap on what it reads.)"""
     fd = os.open(entry.abspath, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
+    with os.fdopen(fd, "rb") as handle:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
             raise ReadError("not a regular file any more")
-        digest = hashlib.sha256()
-        remaining = max_bytes + 1
-        while remaining > 0:
-            block = os.read(fd, min(1 << 20, remaining))
-            if not block:
-                break
-            digest.update(block)
-            remaining -= len(block)
-        if remaining <= 0:
-            raise ReadError(f"larger than {readers.size_label(max_bytes)}")
-        return digest.hexdigest()
-    finally:
-        os.close(fd)
+        if info.st_size > max_bytes:
+            raise ReadError(f"larger than {size_label(max_bytes)}")
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
-def applies(record: SkippedRecord | None, entry: readers.FileEntry, fingerprint: str) -> bool:
+def applies(record: SkippedRecord | None, entry: FileEntry, fingerprint: str) -> bool:
     """Whether a remembered skip still holds for ``entry`` without reading it (same size, mtime
     and reading settings)."""
     return (
@@ -85,9 +78,9 @@ def applies(record: SkippedRecord | None, entry: readers.FileEntry, fingerprint:
 
 
 def make_plan(
-    entries: list[readers.FileEntry],
+    entries: list[FileEntry],
     known: dict[str, DocumentRecord],
-    skipped: list[readers.Skipped],
+    skipped: list[Skipped],
     remembered: dict[str, SkippedRecord],
     fingerprint: str,
     max_bytes: int,
@@ -109,7 +102,7 @@ def make_plan(
         try:
             digest = file_sha256(entry, max_bytes)
         except (OSError, ReadError) as exc:
-            plan.skipped.append(readers.Skipped(entry.path, reason(exc)))
+            plan.skipped.append(Skipped(entry.path, reason(exc)))
             continue
         memo = by_digest.get(digest)  # the same bytes, touched or renamed
         if memo is not None and (record is None or record.sha256 != digest):
@@ -133,8 +126,8 @@ def make_plan(
     return plan
 
 
-def _skip_again(plan: Plan, entry: readers.FileEntry, memo: SkippedRecord) -> None:
-    plan.skipped.append(readers.Skipped(entry.path, memo.reason))
+def _skip_again(plan: Plan, entry: FileEntry, memo: SkippedRecord) -> None:
+    plan.skipped.append(Skipped(entry.path, memo.reason))
     plan.still_skipped[entry.path] = SkippedRecord(
         entry.path, entry.size, entry.mtime, memo.sha256, memo.reason, memo.reader
     )

@@ -1,16 +1,26 @@
-"""Answers and reports as terminal text (rich ``Text``, never markup) and as JSON-ready dicts."""
+"""Answers, build reports and index status as terminal text (rich ``Text``, never markup) and
+answers as JSON-ready dicts: what the CLI prints and the TUI shows."""
 
 from __future__ import annotations
 
 import os
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rich.console import Group
+from rich.console import Console, Group
 from rich.text import Text
 
-from askdoc.readers import clean_text
+from askdoc.ingest import split_sentences
+from askdoc.text import clean_text, one_line
 from askdoc.types import Answer, Source
+
+if TYPE_CHECKING:
+    from askdoc.config import Settings
+    from askdoc.engine import Status
+    from askdoc.indexer import BuildReport
 
 NOT_FOUND = "Not found in the documents."
 SOURCES_TITLE = "Sources"
@@ -19,6 +29,19 @@ READ_AS = "↳ read as: "
 """Shown before the rewritten question of a follow-up."""
 
 JSON_VERSION = 1
+BUILD_STAGES = {
+    "write": "writing documents",
+    "read": "reading documents",
+    "model": "loading the model",
+    "embed": "embedding passages",
+}
+"""What each stage of a build's progress is called (``Progress`` callbacks name the stage)."""
+
+
+def console(stderr: bool = False) -> Console:
+    """The console the CLI prints through: no highlighting of numbers or paths, no wrapping of
+    long lines into the next (a terminal wraps them itself; a pipe keeps them whole)."""
+    return Console(stderr=stderr, highlight=False, soft_wrap=True)
 
 
 def display_path(corpus: Path, path: str) -> str:
@@ -46,11 +69,6 @@ Segment = tuple[str, bool]
 """A piece of a source's text on one line, and whether it is a supporting sentence."""
 
 
-def one_line(text: str) -> str:
-    """Untrusted text on one line: control characters removed, runs of whitespace one space."""
-    return " ".join(safe(text).split())
-
-
 def excerpt(source: Source, context_chars: int = CONTEXT_CHARS) -> list[Segment]:
     """The collapsed form of a source: the sentence before the first supporting sentence (its
     end, at most ``context_chars``, "…" in front when cut), then the supporting sentences (the
@@ -63,8 +81,6 @@ def excerpt(source: Source, context_chars: int = CONTEXT_CHARS) -> list[Segment]
     spans = [(a, b) for a, b in spans if a < b]
     if not spans:
         return [(_clip_end(body, context_chars * 2), False)]
-    from askdoc.chunking import split_sentences
-
     first = spans[0][0]
     before = [(a, b) for a, b in split_sentences(body[:first]) if body[a:b].strip()]
     out: list[Segment] = []
@@ -228,3 +244,126 @@ def source_json(source: Source, corpus: Path) -> dict[str, Any]:
             for a, b in source.highlights
         ],
     }
+
+
+def report_text(report: BuildReport, settings: Settings) -> Text:
+    """What a build did (or, dry, would do): counts, then the paths changed, skipped or noted."""
+    out = Text()
+    verb = "Would index" if report.dry_run else "Indexed"
+    out.append(f"{verb} {settings.corpus} into {settings.index}", style="bold")
+    out.append(f" in {report.seconds:.1f} s\n")
+    if report.full:
+        out.append("  full rebuild\n")
+    counts = (
+        f"  added {len(report.added)} · updated {len(report.updated)} · "
+        f"removed {len(report.removed)} · renamed {len(report.renamed)} · "
+        f"unchanged {report.unchanged} · skipped {len(report.skipped)}\n"
+    )
+    out.append(counts)
+    if not report.dry_run:
+        out.append(
+            f"  {report.documents} documents, {report.chunks} passages "
+            f"({report.embedded} embedded this run)\n"
+        )
+    for label, paths in (
+        ("add", report.added),
+        ("update", report.updated),
+        ("remove", report.removed),
+    ):
+        if report.dry_run:
+            for path in paths:
+                out.append(f"  {label}: {display_path(settings.corpus, path)}\n")
+    for old, new in report.renamed:
+        out.append(f"  renamed: {safe(old)} -> {safe(new)}\n")
+    for skipped in report.skipped:
+        out.append(f"  skipped: {display_path(settings.corpus, skipped.path)}: ", style="yellow")
+        out.append(safe(skipped.reason) + "\n")
+    for note in report.notes:
+        out.append(f"  note: {safe(note)}\n", style="dim")
+    return out
+
+
+def status_text(status: Status, device: str = "") -> Text:
+    """``askdoc status``: the index's facts, the corpus drift since the last build and the files
+    left out; ``device``: where the model will run (``embedder.device_hint``)."""
+    out = Text()
+    out.append("index   ", style="bold")
+    out.append(f"{status.index}\n")
+    out.append("corpus  ", style="bold")
+    out.append(f"{status.corpus}\n")
+    manifest = status.manifest
+    if manifest is not None:
+        built = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(manifest.built_at))
+        out.append(f"documents {manifest.documents} · passages {manifest.chunks}\n")
+        out.append(
+            f"model   {manifest.model.get('name')} ({manifest.model.get('dimension')}-dim, "
+            f"max {manifest.model.get('max_seq_length')} word-pieces)\n"
+        )
+        out.append(f"faiss   {manifest.faiss_kind} · generation {manifest.generation}\n")
+        if device:
+            out.append(f"device  {device}\n")
+        out.append(f"built   {built}\n")
+    if status.problem:
+        out.append(f"problem {status.problem}\n", style="bold red")
+    drift = status.drift
+    if drift.any:
+        out.append(
+            "drift   the corpus changed since the last build (run `askdoc index`):\n",
+            style="yellow",
+        )
+        for label, paths in (
+            ("added", drift.added),
+            ("changed", drift.changed),
+            ("removed", drift.removed),
+        ):
+            for path in paths:
+                out.append(f"  {label}: {display_path(status.corpus, path)}\n")
+    elif manifest is not None and not status.problem:
+        out.append("drift   none: the index matches the corpus\n")
+    if status.skipped:
+        out.append(
+            f"skipped {len(status.skipped)} files left out of the index (each tried again "
+            "when it changes):\n",
+            style="yellow",
+        )
+        for skipped in status.skipped:
+            out.append(f"  skipped: {display_path(status.corpus, skipped.path)}: ")
+            out.append(safe(skipped.reason) + "\n")
+    return out
+
+
+@contextmanager
+def progress_bars(
+    enabled: bool, labels: Mapping[str, str] = BUILD_STAGES
+) -> Iterator[Callable[[str, int, int], None] | None]:
+    """Rich progress bars on stderr, one per stage named in ``progress(stage, done, total)``
+    calls and labelled by ``labels`` (else the stage's name); None when not ``enabled`` (stderr
+    is not a terminal)."""
+    if not enabled:
+        yield None
+        return
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    bar = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=console(stderr=True),
+        transient=True,
+    )
+    tasks: dict[str, Any] = {}
+
+    def update(stage: str, done: int, total: int) -> None:
+        if stage not in tasks:
+            tasks[stage] = bar.add_task(labels.get(stage, stage), total=total)
+        bar.update(tasks[stage], completed=done, total=total)
+
+    with bar:
+        yield update

@@ -1,4 +1,5 @@
-"""Sentence vectors made at index time from each passage's own forward pass ("late pooling").
+"""Sentence vectors made at index time from each passage's own forward pass ("late pooling"):
+which spans, how word-pieces are pooled into them, and how they are packed for storage.
 
 The model turns a passage into one vector per word-piece and averages them into the passage's
 vector. Averaging only the word-pieces of one sentence gives that sentence a vector *in the
@@ -14,16 +15,12 @@ cosine error below 0.002).
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
 
 import numpy as np
 
-from askdoc.chunking import split_sentences
+from askdoc.ingest import split_sentences
 from askdoc.text import MIN_ANSWER_WORDS, words
-
-if TYPE_CHECKING:
-    from askdoc.embedder import Embedder
 
 Span = tuple[int, int]
 _HEADER = struct.Struct("<II")  # sentence count, dimension
@@ -103,32 +100,3 @@ def unpack(blob: bytes, dimension: int) -> tuple[list[Span], np.ndarray]:
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
     vectors = np.divide(vectors, norms, out=np.zeros_like(vectors), where=norms > 0)
     return [(int(a), int(b)) for a, b in spans], vectors
-
-
-POOL_SLICE = 512
-"""Passages encoded at a time: their sentence vectors are packed (int8) before the next slice,
-so float32 sentence vectors never pile up for a whole embedding group."""
-
-
-def encode_packed(
-    embedder: Embedder,
-    passages: Sequence[tuple[str, str, int]],
-    batch_size: int,
-    progress: Callable[[int], None] | None = None,
-) -> tuple[np.ndarray, list[bytes]]:
-    """Passage vectors and packed sentence vectors (spans relative to the passage body) for
-    (hash, text to embed, where the body starts) triples, from one forward pass each, encoded
-    ``POOL_SLICE`` passages at a time."""
-    parts: list[np.ndarray] = [np.zeros((0, embedder.dimension), np.float32)]
-    blobs: list[bytes] = []
-    for begin in range(0, len(passages), POOL_SLICE):
-        part = passages[begin : begin + POOL_SLICE]
-        texts = [text for _, text, _ in part]
-        spans = [body_spans(text, body) for _, text, body in part]
-        vectors, pooled = embedder.encode_passages(texts, spans, batch_size, progress)
-        parts.append(vectors)
-        blobs += [
-            pack([(a - body, b - body) for a, b in own][: len(vectors_of)], vectors_of)
-            for (_, _, body), own, vectors_of in zip(part, spans, pooled, strict=True)
-        ]
-    return np.concatenate(parts), blobs

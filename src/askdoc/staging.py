@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 
 from askdoc.errors import IndexCorruptError
+from askdoc.ingest import FileEntry
 from askdoc.integrity import database_errors, skipped_row_sha256, vector_sha256
-from askdoc.readers import FileEntry
 from askdoc.store import (
     FORMAT_VERSION,
     SCHEMA,

@@ -1,4 +1,5 @@
-"""Small pure text helpers shared by retrieval and answering: words, stopwords, FTS5 queries."""
+"""Pure text helpers shared by every layer: cleaning untrusted text, words, stopwords, FTS5
+queries."""
 
 from __future__ import annotations
 
@@ -21,6 +22,29 @@ MIN_ANSWER_WORDS = 4
 KEEP_RAREST = 2
 """``rare_terms`` always counts a question's two rarest found terms as rare."""
 _WORD = re.compile(r"\w+", re.UNICODE)
+CONTROL_CHARS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]+")
+"""C0 controls except tab and newline, DEL, C1 controls, bidi overrides, embeddings, isolates."""
+SURROGATES = re.compile("[\ud800-\udfff]")
+"""Lone surrogates (undecodable bytes kept by ``surrogateescape``)."""
+
+
+def clean_text(text: str) -> str:
+    """Normalise line ends to ``\\n``, then drop C0 (except ``\\n``/``\\t``), DEL, C1 and bidi
+    override/embedding/isolate characters; lone surrogates become U+FFFD."""
+    text = CONTROL_CHARS.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))
+    return SURROGATES.sub("\ufffd", text)
+
+
+def one_line(text: str) -> str:
+    """Untrusted text on one line: control characters removed, runs of whitespace one space."""
+    return " ".join(clean_text(text).split())
+
+
+def describe_error(exc: BaseException, limit: int = 150) -> str:
+    """A short one-line description of an exception, safe to show in a terminal."""
+    msg = one_line(str(exc))
+    msg = f"{type(exc).__name__}: {msg}" if msg else type(exc).__name__
+    return msg if len(msg) <= limit else msg[: limit - 3] + "..."
 
 
 def words(text: str) -> list[str]:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from askdoc.errors import BuildStopped, CorpusError, IndexBusyError
-from askdoc.readers import SUPPORTED_SUFFIXES
+from askdoc.ingest import SUPPORTED_SUFFIXES
 
 if TYPE_CHECKING:
     from askdoc.config import Settings

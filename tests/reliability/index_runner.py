@@ -28,9 +28,10 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(REPO), str(REPO / "src")]
 
-from askdoc import generations, indexer, isolation, staging, store  # noqa: E402
+from askdoc import generations, indexer, staging, store  # noqa: E402
 from askdoc.config import Settings  # noqa: E402
 from askdoc.indexer import Indexer  # noqa: E402
+from askdoc.ingest import isolation  # noqa: E402
 from tests.conftest import FakeEmbedder  # noqa: E402
 
 TARGETS: dict[str, tuple[Any, str]] = {

@@ -15,13 +15,13 @@ import pytest
 from hostile_files import one_page_pdf
 from reliability_helpers import REPO, fake_settings, figure
 
-from askdoc import isolation, read_worker
-from askdoc.chunking import ChunkSettings
 from askdoc.embedder import packaged_model_path
 from askdoc.engine import Engine
 from askdoc.errors import ReadError
-from askdoc.isolation import IsolatedReader, WorkerConfig
-from askdoc.readers import FileEntry, scan_corpus
+from askdoc.ingest import isolation, read_worker
+from askdoc.ingest.chunking import ChunkSettings
+from askdoc.ingest.isolation import IsolatedReader, WorkerConfig
+from askdoc.ingest.readers import FileEntry, scan_corpus
 from tests.conftest import FakeEmbedder
 
 SLOW_PDF = one_page_pdf(b"BT /F1 12 Tf " + b"1 0 Td (word) Tj " * 1_500_000 + b"ET", True)
@@ -124,10 +124,10 @@ def test_worker_dies_with_its_parent(tmp_path: Path) -> None:
     (tmp_path / "good.txt").write_text("The lantern room.\n")
     script = (
         "import sys, time\n"
-        "from askdoc.isolation import IsolatedReader, WorkerConfig\n"
-        "from askdoc.chunking import ChunkSettings\n"
+        "from askdoc.ingest.isolation import IsolatedReader, WorkerConfig\n"
+        "from askdoc.ingest.chunking import ChunkSettings\n"
         "from askdoc.embedder import packaged_model_path\n"
-        "from askdoc.readers import scan_corpus\n"
+        "from askdoc.ingest.readers import scan_corpus\n"
         f"entry = scan_corpus(__import__('pathlib').Path({str(tmp_path)!r}), 1 << 20)[0][0]\n"
         "config = WorkerConfig(1 << 20, str(packaged_model_path()), ChunkSettings())\n"
         "r = IsolatedReader(config, 9)\n"

@@ -13,7 +13,7 @@ from tui_helpers import EmbedderFactory, ask, painted_actions, ready, wait_for, 
 
 from askdoc.config import Settings
 from askdoc.engine import Engine
-from askdoc.readers import clean_text
+from askdoc.text import clean_text
 from askdoc.tui.app import create_app
 from askdoc.tui.screens import SourceViewer
 from askdoc.tui.widgets import AnswerView, Selectable, SourceCard

@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
-from textual import on
+from textual import on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, VerticalScroll
 from textual.content import Content
 from textual.widgets import Button, Footer, ProgressBar, Static
+from textual.worker import get_current_worker
 
 from askdoc.config import Settings
 from askdoc.errors import AskdocError, IndexMismatchError, ModelError, NoIndexError
+from askdoc.render import BUILD_STAGES, report_text
 from askdoc.tui import texts
 from askdoc.tui.commands import AskdocCommands
 from askdoc.tui.messages import BuildFinished, BuildProgress, LoadFinished, StatusRead
@@ -31,11 +31,12 @@ from askdoc.tui.widgets import (
     SourceCard,
     StatusBar,
 )
+from askdoc.watch import stoppable
 
 if TYPE_CHECKING:
     from askdoc.engine import Engine
 
-STAGES = {"read": "reading documents", "model": "loading the model", "embed": "embedding passages"}
+
 CHAT_ONLY = {"focus_citations", "rebuild", "export", "clear", "toggle_scores", "focus_input"}
 """Actions hidden (and off) while the source viewer is open."""
 
@@ -95,24 +96,22 @@ class AskdocApp(WatchingChat):
         if self.watch_at_start:
             self.call_after_refresh(self.action_toggle_watch)
 
-    # -- long jobs in daemon threads: quitting never waits for them, and a killed build leaves
-    # -- the last committed index in place.
-
-    def _spawn(self, target: Callable[[], None], name: str) -> None:
-        threading.Thread(target=target, name=name, daemon=True).start()
+    # -- long jobs in thread workers; each ends with a message. Quitting cancels them: a build
+    # -- stops at its next safe point (between commits), leaving the last committed index.
 
     def start_load(self) -> None:
         self.show_state()
-        self._spawn(self._load_thread, "askdoc-load")
+        self._load()
 
-    def _load_thread(self) -> None:
+    @work(thread=True, group="load", exit_on_error=False)
+    def _load(self) -> None:
         error: AskdocError | None = None
         try:
             with self._model_lock:
                 self.engine.load()
         except AskdocError as exc:
             error = exc
-        except Exception as exc:  # shown in the app rather than lost with the thread
+        except Exception as exc:  # shown in the app rather than lost with the worker
             error = AskdocError(f"unexpected error while loading: {type(exc).__name__}: {exc}")
         self.post_message(LoadFinished(error))
 
@@ -176,12 +175,14 @@ class AskdocApp(WatchingChat):
         self.query_one("#build-label", Static).update(Content(waiting))
         self.query_one(ProgressBar).update(total=None, progress=0)
         self.show_state()
-        self._spawn(lambda: self._build_thread(full), "askdoc-build")
+        self._build(full)
 
-    def _build_thread(self, full: bool) -> None:
-        def progress(stage: str, done: int, total: int) -> None:
+    @work(thread=True, group="build", exit_on_error=False)
+    def _build(self, full: bool) -> None:
+        def post(stage: str, done: int, total: int) -> None:
             self.post_message(BuildProgress(stage, done, total))
 
+        progress = stoppable(get_current_worker().cancelled_event, post)
         try:
             embedder = self.engine.embedder
             if not embedder.loaded:  # ~10 s the first time: say so rather than "starting build…"
@@ -192,21 +193,19 @@ class AskdocApp(WatchingChat):
             report = self.engine.build(full=full, progress=progress)
         except AskdocError as exc:
             self.post_message(BuildFinished(None, str(exc)))
-        except Exception as exc:  # shown in the app rather than lost with the thread
+        except Exception as exc:  # shown in the app rather than lost with the worker
             self.post_message(BuildFinished(None, f"unexpected error: {type(exc).__name__}: {exc}"))
         else:
             self.post_message(BuildFinished(report))
 
     def on_build_progress(self, message: BuildProgress) -> None:
-        label = STAGES.get(message.stage, message.stage)
+        label = BUILD_STAGES.get(message.stage, message.stage)
         self.query_one("#build-label", Static).update(
             Content(f"{label} {message.done}/{message.total}")
         )
         self.query_one(ProgressBar).update(total=max(1, message.total), progress=message.done)
 
     def on_build_finished(self, message: BuildFinished) -> None:
-        from askdoc.cli_commands import report_text
-
         self.building = False
         self.query_one("#build-row").display = False
         if self.watched_build_finished(message.report, message.error):

@@ -1,10 +1,13 @@
-"""The chat's watched corpus (f5): a watcher thread reports bursts of file changes and the app
-runs its own build for them, one at a time, with a one-line note when the index changed."""
+"""The chat's watched corpus (f5): a watcher (a thread worker) reports bursts of file changes and
+the app runs its own build for them, one at a time, with a one-line note when the index
+changed."""
 
 from __future__ import annotations
 
 import threading
 import time
+
+from textual import work
 
 from askdoc.errors import AskdocError
 from askdoc.indexer import BuildReport
@@ -63,9 +66,7 @@ class WatchingChat(ChatBase):
             stop = self._watch_stop = threading.Event()
             self.watching = True
             self._watch_due = True  # catch up with what changed while nobody watched
-            threading.Thread(
-                target=self._watch_thread, args=(stop,), name="askdoc-watch", daemon=True
-            ).start()
+            self._watch(stop)
             self.notify(
                 f"Watching {corpus}: the index follows its changes (f5 stops).", markup=False
             )
@@ -77,7 +78,9 @@ class WatchingChat(ChatBase):
         self._watch_stop = None
         self.watching = self._watch_due = False
 
-    def _watch_thread(self, stop: threading.Event) -> None:
+    @work(thread=True, group="watch", exit_on_error=False)
+    def _watch(self, stop: threading.Event) -> None:
+        """Post each burst of changes until ``stop`` is set (by f5, or when the app unmounts)."""
         posted = 0.0  # the first wake-up is always posted: it starts the catch-up build
         try:
             for changed in corpus_changes(self.settings, stop):
@@ -86,7 +89,7 @@ class WatchingChat(ChatBase):
                     self.post_message(CorpusChanged(changed, stop))
         except AskdocError as exc:
             self.post_message(WatchEnded(str(exc), stop))
-        except Exception as exc:  # shown in the app rather than lost with the thread
+        except Exception as exc:  # shown in the app rather than lost with the worker
             self.post_message(WatchEnded(f"unexpected error: {type(exc).__name__}: {exc}", stop))
 
     def on_corpus_changed(self, message: CorpusChanged) -> None:

@@ -3,8 +3,8 @@
 ``askdoc eval FILE --calibrate`` runs every question, keeps each answer's evidence
 (``refusal.Evidence``), fits the weights when the file has enough questions of both kinds, then
 chooses the threshold with the best refusal recall at refusal precision >= 0.9 that keeps
-answer-contains within 0.02 of never refusing. Nothing here prints; ``eval_cli`` shows the table
-and writes the settings into askdoc.toml.
+answer-contains within 0.02 of never refusing. Nothing here prints; ``evaluation.cli`` shows the
+table and writes the settings into askdoc.toml.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from askdoc.errors import ConfigError
-from askdoc.refusal import FEATURES, RefusalModel, fit
+from askdoc.refusal import FEATURES, Evidence, RefusalModel, fit
 
 MIN_EACH_TO_FIT = 10
 """Fit the weights only with at least this many answerable and unanswerable questions; else
@@ -58,8 +58,6 @@ class Calibration:
 
 
 def outcome(model: RefusalModel, samples: Sequence[Sample], threshold: float) -> Point:
-    from askdoc.refusal import Evidence
-
     refused = [model.probability(Evidence(*s.evidence)) < threshold for s in samples]
     true_refusals = sum(r and not s.answerable for r, s in zip(refused, samples, strict=True))
     unanswerable = sum(not s.answerable for s in samples)
@@ -84,8 +82,6 @@ def calibrate(
     fitted = min(answerable, len(samples) - answerable) >= MIN_EACH_TO_FIT
     if fitted:
         model = fit([s.evidence for s in samples], [s.answerable for s in samples])
-    from askdoc.refusal import Evidence
-
     probabilities = sorted({round(model.probability(Evidence(*s.evidence)), 4) for s in samples})
     candidates = sorted({0.0, *[p + 1e-4 for p in probabilities]})
     curve = [outcome(model, samples, t) for t in candidates]

@@ -12,11 +12,10 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from types import FrameType
 
-from askdoc.cli_commands import build_progress, console, report_text
 from askdoc.config import Settings
 from askdoc.engine import Engine
 from askdoc.indexer import Progress
-from askdoc.render import safe
+from askdoc.render import console, progress_bars, report_text, safe
 from askdoc.watch import WatchedBuild, keep_current
 
 
@@ -47,7 +46,7 @@ def cmd_watch(args: argparse.Namespace, settings: Settings) -> int:
 
     def progress() -> Progress | None:
         bars.close()  # the previous build's bar
-        return bars.enter_context(build_progress(sys.stderr.isatty()))
+        return bars.enter_context(progress_bars(sys.stderr.isatty()))
 
     def on_build(build: WatchedBuild) -> None:
         nonlocal first

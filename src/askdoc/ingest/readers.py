@@ -1,30 +1,24 @@
 """Safe file reading inside the corpus: scanning, opening without following links or blocking,
-the size cap, text cleaning, printable names, and dispatch to the per-format parsers
-(``askdoc.parsers``, whose public names are importable from here too)."""
+the size cap, printable names, and dispatch to the per-format parsers (``parsers``)."""
 
 from __future__ import annotations
 
 import errno
 import logging
 import os
-import re
 import stat
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any
 
 from askdoc.errors import CorpusError, ReadError, TransientReadError
+from askdoc.ingest.parsers import PARSERS
 from askdoc.types import Document
 
 SUPPORTED_SUFFIXES = (".txt", ".md", ".markdown", ".html", ".htm", ".pdf", ".docx")
 TEXT_SUFFIXES = (".txt", ".md", ".markdown", ".html", ".htm")
-
-_CONTROL_RE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]+")
-_SURROGATE_RE = re.compile("[\ud800-\udfff]")
-_SPACE_RE = re.compile(r"\s+")
 
 
 @dataclass(frozen=True)
@@ -43,13 +37,6 @@ class FileEntry:
     abspath: Path
     size: int
     mtime: float
-
-
-def clean_text(text: str) -> str:
-    """Normalise line ends to ``\\n``, then drop C0 (except ``\\n``/``\\t``), DEL, C1 and bidi
-    override/embedding/isolate characters; lone surrogates become U+FFFD."""
-    text = _CONTROL_RE.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))
-    return _SURROGATE_RE.sub("\ufffd", text)
 
 
 def display_name(name: str) -> str:
@@ -74,13 +61,6 @@ def size_label(max_bytes: int) -> str:
     if max_bytes >= 1 << 20:
         return f"{max_bytes / (1 << 20):.4g} MB"
     return f"{max_bytes} bytes"
-
-
-def describe_error(exc: BaseException, limit: int = 150) -> str:
-    """A short one-line description of an exception, safe to show in a terminal."""
-    msg = _SPACE_RE.sub(" ", clean_text(str(exc))).strip()
-    msg = f"{type(exc).__name__}: {msg}" if msg else type(exc).__name__
-    return msg if len(msg) <= limit else msg[: limit - 3] + "..."
 
 
 # --- scanning --------------------------------------------------------------------------------
@@ -270,8 +250,6 @@ def _quiet() -> Iterator[None]:
 
 
 def _parser(path: str) -> Callable[[str, bytes, int], Document]:
-    from askdoc.parsers import PARSERS
-
     suffix = PurePosixPath(path).suffix.lower()
     parser = PARSERS.get(suffix)
     if parser is None:
@@ -290,18 +268,6 @@ def parse_document(path: str, data: bytes, max_bytes: int) -> Document:
 
 def read_document(entry: FileEntry, max_bytes: int) -> Document:
     """Read and parse one file in this process; raises ReadError with a one-line reason on any
-    problem. (A build reads through ``askdoc.isolation`` instead, under a time limit.)"""
+    problem. (A build reads through ``isolation`` instead, under a time limit.)"""
     _parser(entry.path)  # an unsupported type is refused before the file is opened
     return parse_document(entry.path, read_bytes(entry, max_bytes).data, max_bytes)
-
-
-_PARSER_NAMES = frozenset({"PARSERS", "PDF_TEXT_CAP", "markdown_headings"})
-
-
-def __getattr__(name: str) -> Any:
-    """Parser names stay importable from ``askdoc.readers`` (loaded lazily: no import cycle)."""
-    if name in _PARSER_NAMES:
-        from askdoc import parsers
-
-        return getattr(parsers, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,5 +1,8 @@
 """Evaluation reports: rich tables (never markup from data), JSON, Markdown, comparison with an
-earlier JSON report, and thresholds (``--min hit@5=0.9``)."""
+earlier JSON report, and thresholds (``--min hit@5=0.9``).
+
+A metric that does not apply (no question it could be measured on: ``None``) is left out: a row
+no mode measured is not shown, a cell of a mode that did not measure it stays empty."""
 
 from __future__ import annotations
 
@@ -14,14 +17,15 @@ from rich.text import Text
 
 from askdoc import __version__
 from askdoc.errors import EvalError
-from askdoc.evaluate import EvalResult, ModeRun, QuestionResult, metric_names
-from askdoc.render import safe
+from askdoc.evaluation.run import EvalResult, ModeRun, QuestionResult, metric_names
+from askdoc.text import one_line
 
 JSON_FORMAT = "askdoc-eval"
 JSON_VERSION = 1
 LOWER_IS_BETTER = frozenset({"latency_p50_ms", "latency_p95_ms"})
 COUNTS = ("questions", "answerable", "unanswerable", "passed", "refused", "errors")
-ANSWER_CHARS = 70
+ANSWER_CHARS = 600
+"""An answer in the per-question table is cut only beyond this (it wraps in its column)."""
 
 
 @dataclass(frozen=True)
@@ -46,20 +50,32 @@ class Change:
 
 
 def fmt(metric: str, value: float | None) -> str:
+    """A metric's value as shown; "" when it does not apply."""
     if value is None:
-        return "–"
+        return ""
     return f"{value:.1f}" if metric.endswith("_ms") else f"{value:.3f}"
 
 
 def fmt_delta(metric: str, delta: float | None) -> str:
     if delta is None:
-        return "–"
+        return ""
     return f"{delta:+.1f}" if metric.endswith("_ms") else f"{delta:+.3f}"
 
 
-def one_line(text: str, limit: int = ANSWER_CHARS) -> str:
-    flat = " ".join(safe(text).split())
+def clipped(text: str, limit: int = ANSWER_CHARS) -> str:
+    """Untrusted text on one line, cut to ``limit`` characters ("…" at the end when cut)."""
+    flat = one_line(text)
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def rank_text(result: QuestionResult) -> str:
+    """The rank of the first gold source; ">10" when none of the 10 retrieved matched; "" for
+    a question without gold sources (unanswerable: the ``*`` says so)."""
+    if result.retrieval is None:
+        return ""
+    if result.first_rank is None:
+        return f">{len(result.retrieved)}" if result.retrieved else ""
+    return str(result.first_rank)
 
 
 # --- thresholds ----------------------------------------------------------------------------
@@ -157,8 +173,8 @@ def compare(old: dict[str, dict[str, float | None]], result: EvalResult) -> list
             before = next(iter(old.values()))
         for name, new in run.summary.items():
             value = (before or {}).get(name)
-            if value is None and new is None:
-                continue
+            if new is None:
+                continue  # it does not apply (any more): nothing to compare
             changes.append(
                 Change(run.mode, name, value if isinstance(value, float | int) else None, new)
             )
@@ -169,30 +185,30 @@ def compare(old: dict[str, dict[str, float | None]], result: EvalResult) -> list
 
 
 def question_table(run: ModeRun, title: str) -> Table:
-    """One line per question: verdict, rank of the first gold source, answer, cited sources."""
+    """One row per question: verdict, rank of the first gold source, then the answer, wrapped in
+    the rest of the width, with the sources it cites on its last line."""
     table = Table(
         title=Text(title),
         title_justify="left",
         caption=Text("* unanswerable: passes when askdoc refuses"),
         caption_justify="left",
     )
-    table.add_column("id", no_wrap=True)
+    table.add_column("id", no_wrap=True, max_width=16)
     table.add_column("result", no_wrap=True)
     table.add_column("rank", justify="right", no_wrap=True)
-    table.add_column("answer")
-    table.add_column("cited")
+    table.add_column("answer · cited", ratio=1, overflow="fold")
     for r in run.results:
         verdict = Text("pass", style="green") if r.passed else Text("FAIL", style="bold red")
         verdict.append("*" if r.unanswerable else "")
-        rank = "n/a" if r.retrieval is None else "–" if r.first_rank is None else str(r.first_rank)
-        answer = Text(one_line(r.error or r.answer), style="" if r.found else "yellow")
-        cited = Text(one_line(r.cited, 40))
-        table.add_row(Text(one_line(r.id, 16)), verdict, Text(rank), answer, cited)
+        answer = Text(clipped(r.error or r.answer), style="" if r.found else "yellow")
+        if r.cited:
+            answer.append("\n↳ " + clipped(r.cited, 200), style="dim")
+        table.add_row(Text(clipped(r.id, 16)), verdict, Text(rank_text(r)), answer)
     return table
 
 
 def summary_table(result: EvalResult, title: str = "summary") -> Table:
-    """One row per metric (rows measured by no mode are left out), one column per mode."""
+    """One row per metric, one column per mode (a metric no mode measured is left out)."""
     table = Table(title=Text(title), title_justify="left")
     table.add_column("metric", no_wrap=True)
     for run in result.runs:
@@ -207,7 +223,9 @@ def summary_table(result: EvalResult, title: str = "summary") -> Table:
 
 
 def change_text(c: Change) -> str:
-    """``old → new (delta)``."""
+    """``old → new (delta)``; ``new (new)`` for a metric the earlier report did not measure."""
+    if c.old is None:
+        return f"{fmt(c.metric, c.new)} (new)"
     return f"{fmt(c.metric, c.old)} → {fmt(c.metric, c.new)} ({fmt_delta(c.metric, c.delta)})"
 
 
@@ -233,7 +251,7 @@ def compare_table(changes: list[Change]) -> Table:
             delta = None if c is None else c.delta
             better = delta is not None and (delta < 0 if metric in LOWER_IS_BETTER else delta > 0)
             style = "dim" if not delta else "green" if better else "red"
-            cells.append(Text("–" if c is None else change_text(c), style=style))
+            cells.append(Text("" if c is None else change_text(c), style=style))
         table.add_row(Text(metric), *cells)
     return table
 
@@ -245,7 +263,7 @@ _MD_SPECIAL = str.maketrans({c: "\\" + c for c in "\\|*_`[]<>#"})
 
 def md(text: str) -> str:
     """Document text made inert in a Markdown table cell."""
-    return " ".join(safe(text).split()).translate(_MD_SPECIAL)
+    return one_line(text).translate(_MD_SPECIAL)
 
 
 def md_table(header: list[str], rows: list[list[str]]) -> list[str]:
@@ -273,7 +291,7 @@ def to_markdown(
     if changes:
         modes, grid = change_grid(changes)
         rows = [
-            [metric, *(change_text(by[m]) if m in by else "–" for m in modes)]
+            [metric, *(change_text(by[m]) if m in by else "" for m in modes)]
             for metric, by in grid.items()
         ]
         out += ["## Compared with the earlier report (old → new (delta))", ""]
@@ -286,10 +304,10 @@ def to_markdown(
         rows = [
             [
                 md(r.id),
-                md(one_line(r.question, 120)),
+                md(clipped(r.question, 120)),
                 ("pass" if r.passed else "**FAIL**") + ("\\*" if r.unanswerable else ""),
-                "n/a" if r.retrieval is None else str(r.first_rank or "–"),
-                md(one_line(r.error or r.answer, 200)),
+                rank_text(r),
+                md(clipped(r.error or r.answer, 200)),
                 md(r.cited),
             ]
             for r in run.results
@@ -301,7 +319,7 @@ def to_markdown(
 
 def calibration_table(calibration: Any, questions: int) -> Table:
     """The refusal trade-off around the chosen threshold (``calibrate.summary_points``)."""
-    from askdoc.calibrate import summary_points
+    from askdoc.evaluation.calibrate import summary_points
 
     title = f"refusal calibration · {questions} questions"
     table = Table(title=title, title_justify="left", caption="precision, recall: of refusing")
@@ -327,4 +345,4 @@ def calibration_table(calibration: Any, questions: int) -> Table:
 
 
 def _cell(value: float | None) -> str:
-    return "–" if value is None else f"{value:.3f}"
+    return "" if value is None else f"{value:.3f}"

@@ -1,39 +1,27 @@
-"""The isolated reader process: ``python -m askdoc.read_worker <parent pid>``.
+"""The isolated reader process: ``python -m askdoc.ingest.read_worker <parent pid>``.
 
 It reads a configuration frame, loads the tokenizer, lowers its own address-space limit, says it
 is ready, then answers one request per file: open safely, parse, chunk, reply with the document,
 its passages and the sha256, size and mtime of the bytes it read. Frames are an 8-byte big-endian
-length and UTF-8 JSON (nothing is unpickled). It exits at the end of its input or with its parent.
-See ``askdoc.isolation`` for the parent's side.
+length and UTF-8 JSON (``isolation.encode_frame``: nothing is unpickled). It exits at the end of
+its input or with its parent. See ``isolation`` for the parent's side.
 """
 
 from __future__ import annotations
 
 import hashlib
 import importlib
-import json
 import os
 import signal
-import struct
 import sys
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from askdoc.chunking import ChunkSettings
 from askdoc.errors import AskdocError, ReadError, TransientReadError
-from askdoc.readers import FileEntry, describe_error, parse_document, read_bytes
-
-HEADER = struct.Struct(">Q")
-
-
-def encode_frame(obj: Any) -> bytes:
-    body = json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
-    data = body.encode("utf-8", "surrogatepass")
-    return HEADER.pack(len(data)) + data
-
-
-def decode_frame(data: bytes) -> Any:
-    return json.loads(data.decode("utf-8", "surrogatepass"))
+from askdoc.ingest.chunking import ChunkSettings, chunk_document
+from askdoc.ingest.isolation import HEADER, decode_frame, encode_frame
+from askdoc.ingest.readers import FileEntry, parse_document, read_bytes
+from askdoc.text import describe_error
 
 
 def _die_with_parent(parent: int) -> None:
@@ -51,7 +39,7 @@ def _die_with_parent(parent: int) -> None:
 
 def _preload() -> None:
     """Import the parser libraries before the first file: its time limit measures the file."""
-    for module in ("bs4", "pypdf", "docx"):
+    for module in ("bs4", "pypdf", "docx", "markdown_it"):
         try:
             importlib.import_module(module)
         except ImportError:
@@ -67,8 +55,6 @@ def _limit_memory(limit: int) -> None:
 
 
 def _read_one(request: dict[str, Any], config: dict[str, Any], count: Any) -> dict[str, Any]:
-    from askdoc.chunking import chunk_document
-
     entry = FileEntry(str(request["path"]), Path(request["abspath"]), 0, 0.0)
     max_bytes = int(config["max_bytes"])
     raw = read_bytes(entry, max_bytes)

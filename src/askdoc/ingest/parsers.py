@@ -1,21 +1,27 @@
 """One parser per format (txt, md, html, pdf, docx): bytes of one file -> Document.
 
-Parsers never touch the file system: ``askdoc.readers`` opens the file safely and hands them its
-bytes. Every problem becomes a ReadError with a one-line reason. In a build they run inside the
-isolated reader process (``askdoc.isolation``), under a time and memory limit.
+Parsers never touch the file system: ``readers`` opens the file safely and hands them its bytes.
+Every problem becomes a ReadError with a one-line reason. In a build they run inside the
+isolated reader process (``isolation``), under a time and memory limit.
 """
 
 from __future__ import annotations
 
+import functools
 import re
+import struct
 import zipfile
+import zlib
 from collections.abc import Callable
 from io import BytesIO
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from askdoc.errors import ReadError
-from askdoc.readers import clean_text, describe_error
+from askdoc.text import clean_text, describe_error
 from askdoc.types import Document, Heading
+
+if TYPE_CHECKING:
+    from markdown_it import MarkdownIt
 
 PDF_TEXT_CAP = 50_000_000
 """Most characters of text a PDF or .docx may expand to (a compression bomb stops here)."""
@@ -29,6 +35,22 @@ NOT_TEXT_SHARE = 0.05
 """A decoded file with more than this share of ``_NOT_TEXT_RE`` characters is binary."""
 NOT_TEXT_MIN = 16
 """...and at least this many of them (a short text with one stray control byte is still text)."""
+MALFORMED: tuple[type[Exception], ...] = (
+    ValueError,  # bad values, UnicodeError, binascii.Error
+    LookupError,  # KeyError, IndexError: a reference to an object or entry that is not there
+    TypeError,  # an object of another kind than the format says
+    AttributeError,  # idem, met by a library walking the structure
+    AssertionError,  # a library's own consistency checks
+    ArithmeticError,  # sizes and offsets that overflow or divide by zero
+    EOFError,
+    NotImplementedError,  # a feature the library does not read (a filter, a cipher)
+    struct.error,  # truncated binary fields
+    zlib.error,  # damaged compressed streams
+    zipfile.BadZipFile,
+)
+"""What the parser libraries raise, besides their own error classes, on a malformed file:
+each becomes a ReadError naming it. Anything else (a bug, a RecursionError, a MemoryError) is
+left to the reader process, which skips the file as unexpected."""
 
 
 def _declared_charset(data: bytes) -> str | None:
@@ -90,11 +112,6 @@ def _parse_txt(path: str, data: bytes, max_bytes: int) -> Document:
 
 # --- markdown --------------------------------------------------------------------------------
 
-_ATX_RE = re.compile(r" {0,3}(#{1,6})(?:[ \t]+(.*?))??(?:[ \t]+#+)?[ \t]*$")
-_FENCE_RE = re.compile(r" {0,3}(`{3,}|~{3,})")
-_SETEXT_RE = re.compile(r" {0,3}(=+|-+)[ \t]*$")
-_NOT_PARAGRAPH_RE = re.compile(r"( {4}|\t| {0,3}([>#|]|[-*+][ \t]|\d{1,9}[.)][ \t]|`{3}|~{3}))")
-
 
 def _parse_md(path: str, data: bytes, max_bytes: int) -> Document:
     text, notes = _text_of(data)
@@ -102,38 +119,43 @@ def _parse_md(path: str, data: bytes, max_bytes: int) -> Document:
 
 
 def markdown_headings(text: str) -> tuple[Heading, ...]:
-    """ATX and setext headings outside fenced code blocks and YAML front matter."""
-    headings: list[Heading] = []
-    fence = ""
-    para: tuple[int, str] | None = None  # (offset, text) of a paragraph a setext line may underline
+    """ATX and setext headings as CommonMark reads them (markdown-it-py, block rules only: code
+    blocks, HTML blocks, lists and lazy lines as any Markdown renderer sees them), skipping YAML
+    front matter. Each heading's offset is the start of its first line; a setext heading's title
+    is its lines joined by spaces."""
     lines = text.split("\n")
-    front = lines[0].strip() == "---" and any(x.strip() in ("---", "...") for x in lines[1:])
-    offset = 0
-    for number, line in enumerate(lines):
-        start, offset = offset, offset + len(line) + 1
-        if front:  # YAML front matter: skip up to its closing line
-            front = number == 0 or line.strip() not in ("---", "...")
+    front = _front_matter_lines(lines)
+    tokens = _markdown_blocks().parse("\n" * front + "\n".join(lines[front:]))
+    starts = [0]
+    for line in lines:
+        starts.append(starts[-1] + len(line) + 1)
+    headings: list[Heading] = []
+    for opening, inline in zip(tokens, tokens[1:], strict=False):
+        if opening.type != "heading_open" or opening.map is None:
             continue
-        fence_match = _FENCE_RE.match(line)
-        atx = None if fence or fence_match else _ATX_RE.match(line)
-        setext = None if fence or para is None else _SETEXT_RE.match(line)
-        if fence:
-            char = fence[0]
-            if fence_match and fence_match[1][0] == char and len(fence_match[1]) >= len(fence):
-                fence = fence if line.strip().strip(char) else ""
-        elif fence_match:
-            fence = fence_match[1]
-        elif atx and atx[2] and atx[2].strip():
-            headings.append(Heading(start, len(atx[1]), atx[2].strip()))
-        elif setext and para:
-            headings.append(Heading(para[0], 1 if setext[1][0] == "=" else 2, para[1]))
-        if fence or fence_match or atx or setext or not line.strip():
-            para = None
-        elif para is not None:
-            para = (para[0], f"{para[1]} {line.strip()}")
-        elif not _NOT_PARAGRAPH_RE.match(line):
-            para = (start, line.strip())
+        title = " ".join(part.strip() for part in inline.content.split("\n")).strip()
+        if title:
+            headings.append(Heading(starts[opening.map[0]], int(opening.tag[1:]), title))
     return tuple(headings)
+
+
+def _front_matter_lines(lines: list[str]) -> int:
+    """How many lines YAML front matter takes: a first line ``---`` up to its closing ``---``
+    or ``...`` (0 without one; an unclosed block is not front matter)."""
+    if not lines or lines[0].strip() != "---":
+        return 0
+    for number, line in enumerate(lines[1:], 1):
+        if line.strip() in ("---", "..."):
+            return number + 1
+    return 0
+
+
+@functools.cache
+def _markdown_blocks() -> MarkdownIt:
+    """A CommonMark parser that finds blocks only (inline markup is never parsed: 40% faster)."""
+    from markdown_it import MarkdownIt
+
+    return MarkdownIt("commonmark").disable(["inline", "text_join"])
 
 
 # --- html ------------------------------------------------------------------------------------
@@ -226,6 +248,7 @@ class _TextBuilder:
 
 def _parse_html(path: str, data: bytes, max_bytes: int) -> Document:
     from bs4 import BeautifulSoup
+    from bs4.exceptions import ParserRejectedMarkup
 
     raw, notes = _decode(data, _declared_charset(data))
     out = _TextBuilder()
@@ -233,7 +256,7 @@ def _parse_html(path: str, data: bytes, max_bytes: int) -> Document:
     try:
         soup = BeautifulSoup(raw, "html.parser")
         title = _walk_html(soup, out, headings)
-    except Exception as exc:
+    except MALFORMED + (ParserRejectedMarkup,) as exc:
         raise ReadError(f"cannot parse HTML: {describe_error(exc)}") from exc
     text = out.text()
     if not text.replace(title, "", 1).strip():
@@ -304,6 +327,7 @@ def _close_heading(opened: tuple[int, int], out: _TextBuilder, headings: list[He
 
 def _parse_pdf(path: str, data: bytes, max_bytes: int) -> Document:
     from pypdf import PdfReader
+    from pypdf.errors import PyPdfError
 
     cap = min(20 * max_bytes, PDF_TEXT_CAP)
     pages: list[str] = []
@@ -320,9 +344,7 @@ def _parse_pdf(path: str, data: bytes, max_bytes: int) -> Document:
             total += len(page_text)
             if total > cap:
                 raise ReadError("PDF expands beyond the size cap")
-    except ReadError:
-        raise
-    except Exception as exc:
+    except MALFORMED + (PyPdfError,) as exc:
         raise ReadError(f"cannot parse PDF: {describe_error(exc)}") from exc
     text = "\n\n".join(pages)
     if not text.strip():
@@ -331,10 +353,13 @@ def _parse_pdf(path: str, data: bytes, max_bytes: int) -> Document:
 
 
 def _open_with_empty_password(reader: Any) -> bool:
-    """Many PDFs are encrypted only to restrict printing: their user password is empty."""
+    """Many PDFs are encrypted only to restrict printing: their user password is empty. A
+    cipher pypdf cannot undo (AES without a crypto library: DependencyError) counts as locked."""
+    from pypdf.errors import DependencyError, PyPdfError
+
     try:
         return bool(reader.decrypt(""))
-    except Exception:  # e.g. AES without a crypto library: treat as locked
+    except MALFORMED + (DependencyError, PyPdfError):
         return False
 
 
@@ -345,6 +370,9 @@ _HEADING_STYLE_RE = re.compile(r"heading ([1-9])\b", re.IGNORECASE)
 
 def _parse_docx(path: str, data: bytes, max_bytes: int) -> Document:
     import docx
+    from docx.exceptions import PythonDocxError
+    from docx.opc.exceptions import OpcError
+    from lxml.etree import LxmlError
 
     try:
         with zipfile.ZipFile(BytesIO(data)) as archive:
@@ -363,9 +391,7 @@ def _parse_docx(path: str, data: bytes, max_bytes: int) -> Document:
             lines.append(line)
             offset += len(line) + 1
         lines.extend(_docx_table_lines(document))
-    except ReadError:
-        raise
-    except Exception as exc:
+    except MALFORMED + (PythonDocxError, OpcError, LxmlError) as exc:
         raise ReadError(f"cannot parse .docx: {describe_error(exc)}") from exc
     text = "\n".join(lines)
     if not text.strip():

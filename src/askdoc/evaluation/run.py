@@ -1,6 +1,7 @@
 """Evaluation runs: ask every question of a Dataset through an Engine and compute metrics.
 
-Nothing here prints; ``eval_cli`` shows progress and ``eval_report`` renders the results.
+Nothing here prints; ``evaluation.cli`` shows progress and ``evaluation.report`` renders the
+results.
 """
 
 from __future__ import annotations
@@ -9,10 +10,10 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
-from askdoc import metrics
 from askdoc.engine import Engine
 from askdoc.errors import EvalError, QuestionError
-from askdoc.eval_data import Dataset, GoldSource, Progress, QARecord
+from askdoc.evaluation import metrics
+from askdoc.evaluation.data import Dataset, GoldSource, Progress, QARecord
 from askdoc.types import Answer, AnswerSentence
 
 DEPTH = 10

@@ -6,8 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ from askdoc.config import MODES, Settings
 from askdoc.engine import Engine, refusal_model
 from askdoc.errors import EvalError
 from askdoc.refusal import RefusalModel
+from askdoc.render import BUILD_STAGES, console, progress_bars
 
 DEFAULT_CACHE = Path(".cache/askdoc-eval")
 EXAMPLES = """examples:
@@ -110,50 +110,13 @@ def chosen_modes(args: argparse.Namespace, settings: Settings) -> list[str]:
     return list(dict.fromkeys(m for m in modes if m)) or [settings.mode]
 
 
-@contextmanager
-def progress_bars(enabled: bool) -> Iterator[Callable[[str, int, int], None] | None]:
-    """Rich progress bars on stderr (only on a terminal), one per stage."""
-    if not enabled:
-        yield None
-        return
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeRemainingColumn,
-    )
-
-    bar = Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=Console(stderr=True),
-        transient=True,
-    )
-    labels = {
-        "write": "writing documents",
-        "read": "reading documents",
-        "model": "loading the model",
-        "embed": "embedding",
-    }
-    tasks: dict[str, Any] = {}
-
-    def update(stage: str, done: int, total: int) -> None:
-        if stage not in tasks:
-            tasks[stage] = bar.add_task(labels.get(stage, f"asking ({stage})"), total=total)
-        bar.update(tasks[stage], completed=done, total=total)
-
-    with bar:
-        yield update
-
-
 def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
-    from askdoc import eval_data, eval_report
-    from askdoc.evaluate import evaluate
+    from askdoc.evaluation import data as eval_data
+    from askdoc.evaluation import report as eval_report
+    from askdoc.evaluation.run import evaluate
 
     modes = chosen_modes(args, settings)
+    stages = {**BUILD_STAGES, **{mode: f"asking ({mode})" for mode in modes}}
     k = args.k if args.k is not None else settings.top_k
     if k < 1 or (args.limit is not None and args.limit < 1):
         raise EvalError("--k and --limit must be at least 1")
@@ -163,7 +126,7 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
         for text in getattr(args, f"{kind}_thresholds")
     ]
     old = eval_report.load_summaries(args.compare) if args.compare else None
-    err = Console(stderr=True, highlight=False, soft_wrap=True)
+    err = console(stderr=True)
     tty = sys.stderr.isatty()
     build = True
     if args.beir is not None:
@@ -171,7 +134,7 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
             raise EvalError("give either a Q&A file or --beir DIR, not both")
         dataset, docs = eval_data.load_beir(args.beir, args.split)
         root = eval_data.beir_cache(args.beir, args.cache)
-        with progress_bars(tty) as progress:
+        with progress_bars(tty, stages) as progress:
             doc_ids = eval_data.write_beir_docs(docs, root / "docs", progress)
         dataset = replace(dataset, doc_ids=doc_ids)
         settings = replace(settings, corpus=root / "docs", index=root / "index")
@@ -194,11 +157,11 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
     engine = make_engine(settings)
     try:
         if build:
-            with progress_bars(tty) as progress:
+            with progress_bars(tty, stages) as progress:
                 engine.build(progress=progress)
         elif engine.status().drift.any:
             err.print(Text("note: the corpus changed since the last `askdoc index`", style="dim"))
-        with progress_bars(tty) as progress:
+        with progress_bars(tty, stages) as progress:
             result = evaluate(engine, dataset, modes, k, progress)
         if engine.notice:
             err.print(Text(engine.notice, style="dim"))
@@ -232,7 +195,8 @@ def calibrate_and_write(args: argparse.Namespace, result: Any, current: RefusalM
     """Fit the refusal settings on the run's answers, show the trade-off, write askdoc.toml."""
     import os
 
-    from askdoc import calibrate, eval_report
+    from askdoc.evaluation import calibrate
+    from askdoc.evaluation import report as eval_report
     from askdoc.refusal import FEATURES
 
     run = result.runs[0]

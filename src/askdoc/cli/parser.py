@@ -1,17 +1,21 @@
-"""Command line: parse, call the library, print. AskdocError becomes one line and exit 1."""
+"""The command line's entry point: parse the arguments, run the command the table names, turn an
+AskdocError into one line on stderr and exit code 1."""
 
 from __future__ import annotations
 
 import argparse
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
 
 from askdoc import __version__
 from askdoc.config import MODES, Settings, load_settings
 from askdoc.errors import AskdocError
+from askdoc.text import one_line
+
+Handler = Callable[[argparse.Namespace, Settings], int]
+"""Runs one command: the parsed arguments and the settings in, the exit code out."""
 
 EPILOG = """examples:
   askdoc index                      build or update the index of corpus/
@@ -104,7 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
             help="chat UI: start with the corpus watched (f5 toggles it)",
         )
 
-    from askdoc.eval_cli import add_eval_parser
+    from askdoc.evaluation.cli import add_eval_parser
 
     add_eval_parser(sub, common)
     return parser
@@ -158,29 +162,25 @@ def _main(argv: Sequence[str] | None) -> int:
         return 130
 
 
-def one_line(text: str) -> str:
-    return " ".join(text.split())
+def command_table() -> dict[str, Handler]:
+    """Every command and the function that runs it (imported here, on use: ``askdoc --help``
+    loads none of them). ``build_parser`` declares the same commands; a test holds them equal."""
+    from askdoc.cli import commands
+    from askdoc.evaluation.cli import cmd_eval
 
-
-def run(args: argparse.Namespace, settings: Settings) -> int:
-    from askdoc import cli_commands as commands
-
-    command = args.command or "chat"
-    if command == "index" and args.watch:
-        from askdoc.cli_watch import cmd_watch
-
-        return cmd_watch(args, settings)
-    handler: Any = {
+    return {
         "index": commands.cmd_index,
         "ask": commands.cmd_ask,
         "status": commands.cmd_status,
         "verify": commands.cmd_verify,
         "chat": commands.cmd_chat,
-    }.get(command)
-    if handler is None:
-        from askdoc.eval_cli import cmd_eval
+        "eval": cmd_eval,
+    }
 
-        handler = cmd_eval
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    """Run the parsed command (no command: the chat UI)."""
+    handler = command_table()[args.command or "chat"]  # argparse accepts no other command
     return int(handler(args, settings))
 
 

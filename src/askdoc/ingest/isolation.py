@@ -1,22 +1,25 @@
 """Reading untrusted files in a separate process, under a time and a memory limit.
 
-A build hands each file to a persistent worker process (``askdoc.read_worker``) that
+A build hands each file to a persistent worker process (``read_worker``) that
 opens it safely, parses it and chunks it. A file that takes longer than ``file_timeout`` seconds
 gets its worker killed and is skipped ("took longer than N s to read"); a worker that crashes or
 runs out of memory costs only the file it was reading. A fresh worker starts for the next file.
 
 The worker is a fresh interpreter (no fork of a process that may hold torch or FAISS threads), in
 its own session (a Ctrl-C in the terminal reaches the build, which stops the worker), and dies
-with its parent. Requests and replies are length-prefixed JSON on pipes: nothing is unpickled.
+with its parent. Requests and replies are frames on pipes, an 8-byte big-endian length and UTF-8
+JSON (``encode_frame``, the protocol of both sides): nothing is unpickled.
 Idle workers are kept per configuration and reused by later builds in the same process.
 """
 
 from __future__ import annotations
 
 import atexit
+import json
 import os
 import select
 import signal
+import struct
 import subprocess
 import sys
 import threading
@@ -27,16 +30,29 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from askdoc.chunking import ChunkSettings
 from askdoc.errors import AskdocError, ReadError, TransientReadError
-from askdoc.read_worker import HEADER, decode_frame, encode_frame
-from askdoc.readers import FileEntry
+from askdoc.ingest.chunking import ChunkSettings
+from askdoc.ingest.readers import FileEntry
 from askdoc.types import Chunk, Document, Heading
 
 STARTUP_TIMEOUT = 120.0
 """Seconds a new worker may take to start (imports and tokenizer), not counted per file."""
 MEMORY_FLOOR = 2 << 30
 """Address space a worker may use at least; more for a high size cap (48 bytes per byte)."""
+HEADER = struct.Struct(">Q")
+"""A frame's length, before its UTF-8 JSON."""
+
+
+def encode_frame(obj: Any) -> bytes:
+    """One frame: the length, then ``obj`` as UTF-8 JSON (lone surrogates of file names kept)."""
+    body = json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+    data = body.encode("utf-8", "surrogatepass")
+    return HEADER.pack(len(data)) + data
+
+
+def decode_frame(data: bytes) -> Any:
+    """The JSON value of one frame's body."""
+    return json.loads(data.decode("utf-8", "surrogatepass"))
 
 
 @dataclass(frozen=True)
@@ -132,7 +148,7 @@ class IsolatedReader:
         if self._proc is not None:
             self._stop()
         proc = subprocess.Popen(
-            [sys.executable, "-m", "askdoc.read_worker", str(os.getpid())],
+            [sys.executable, "-m", "askdoc.ingest.read_worker", str(os.getpid())],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
@@ -225,7 +241,7 @@ def close_idle_readers() -> None:
 
 def _worker_env() -> dict[str, str]:
     env = dict(os.environ)
-    src = str(Path(__file__).resolve().parents[1])
+    src = str(Path(__file__).resolve().parents[2])
     env["PYTHONPATH"] = os.pathsep.join(p for p in (src, env.get("PYTHONPATH", "")) if p)
     env["TOKENIZERS_PARALLELISM"] = "false"
     env["PYTHONDONTWRITEBYTECODE"] = "1"

@@ -302,11 +302,9 @@ def load_beir(folder: Path, split: str = "test") -> tuple[Dataset, list[BeirDoc]
 
 def beir_cache(folder: Path, cache_root: Path) -> Path:
     """Cache folder of a BEIR benchmark, keyed by the sha1 of its corpus.jsonl content."""
-    digest = hashlib.sha1()
     try:
         with (folder / "corpus.jsonl").open("rb") as handle:
-            while block := handle.read(1 << 20):
-                digest.update(block)
+            digest = hashlib.file_digest(handle, "sha1")
     except OSError as exc:
         raise EvalError(f"{folder}: cannot read corpus.jsonl ({exc.strerror})") from None
     return cache_root / f"beir-{digest.hexdigest()[:16]}"
