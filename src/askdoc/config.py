@@ -56,6 +56,18 @@ class Settings:
     exact_below: int = 50_000
     """Below this many vectors the FAISS index is exact (flat, ~5 ms a query at 50k here); from
     it on, approximate (IVF-SQ8: recall@10 ~0.97, <1 ms at 100k). See docs/performance.md."""
+    llm_url: str = ""
+    """Base URL of an OpenAI-compatible chat-completions server for generated answers
+    (``askdoc ask --generate``), e.g. http://127.0.0.1:8080/v1; empty: answers are quoted only.
+    In askdoc.toml these five are the ``[llm]`` table: url, model, api_key, timeout, max_tokens."""
+    llm_model: str = ""
+    """Model name to ask for; empty: the first model the server lists."""
+    llm_api_key: str = ""
+    """Bearer token for the server, if it needs one (better set as ASKDOC_LLM_API_KEY)."""
+    llm_timeout: float = 60.0
+    """Seconds to wait for the server to connect, to send its first token, and between tokens."""
+    llm_max_tokens: int = 256
+    """Most tokens the model may write for one answer."""
     extra: Mapping[str, Any] = field(default_factory=dict, compare=False)
     """Where the settings came from (for `askdoc status`)."""
 
@@ -106,6 +118,8 @@ def _validate(settings: Settings) -> Settings:
             f"refusal_weights must be {REFUSAL_NUMBERS} numbers (one weight per evidence "
             "feature, then the bias): write them with `askdoc eval FILE --calibrate`"
         )
+    if settings.llm_timeout <= 0 or settings.llm_max_tokens < 1:
+        raise ConfigError("llm timeout must be positive and llm max_tokens at least 1")
     if settings.max_file_mb <= 0 or settings.file_timeout <= 0:
         raise ConfigError("max_file_mb and file_timeout must be positive")
     return settings
@@ -126,10 +140,12 @@ def load_settings(
             data = tomllib.loads(path.read_text(encoding="utf-8"))
         except (tomllib.TOMLDecodeError, UnicodeDecodeError, OSError) as exc:
             raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+        llm = data.pop("llm", {})
         table = data.get("askdoc", data)
-        if not isinstance(table, dict):
-            raise ConfigError(f"{path}: [askdoc] must be a table")
+        if not isinstance(table, dict) or not isinstance(llm, dict):
+            raise ConfigError(f"{path}: [askdoc] and [llm] must be tables")
         values.update(table)
+        values.update({f"llm_{k}": v for k, v in llm.items()})
     for name in _FIELD_TYPES:
         key = f"ASKDOC_{name.upper()}"
         if key in env and env[key] != "":

@@ -29,7 +29,7 @@ from askdoc.store import (
     read_manifest,
 )
 from askdoc.text import content_terms, fts_term
-from askdoc.types import Answer, Document
+from askdoc.types import Answer, Document, Source
 
 
 def prepare_question(raw: str, limit: int, follows: str | None = None) -> tuple[str, str]:
@@ -169,6 +169,17 @@ class Engine:
 
     def _embed_sentences(self, texts: Sequence[str]) -> np.ndarray:
         return self.embedder.encode(list(texts), batch_size=64)
+
+    def sentence_vectors(
+        self, sources: Sequence[Source]
+    ) -> list[dict[tuple[int, int], np.ndarray]]:
+        """Per source, the sentence vectors pooled at index time, keyed by absolute span (for
+        checking a generated answer against the sources)."""
+        with self._lock:
+            reader = self.open_index()
+            dimension = self.embedder.dimension
+            with reader.snapshot():
+                return [reader.sentence_vectors(s.path, s.start, s.end, dimension) for s in sources]
 
     def document(self, path: str) -> Document | None:
         with self._lock:

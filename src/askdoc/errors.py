@@ -45,3 +45,7 @@ class QuestionError(AskdocError):
 
 class EvalError(AskdocError):
     """An evaluation file or benchmark folder cannot be used."""
+
+
+class LLMError(AskdocError):
+    """The language model server cannot be reached or fails; askdoc answers without it."""
