@@ -106,6 +106,10 @@ def cmd_index(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
     engine = Engine(settings)
     answer = engine.ask(args.question, k=args.k, mode=args.mode)
+    if getattr(args, "generate", False):
+        from askdoc.cli_generate import ask_generated
+
+        return ask_generated(engine, answer, args, settings)
     if args.json:
         print(json.dumps(answer_json(answer, settings.corpus), ensure_ascii=False, indent=2))
     else:

@@ -31,8 +31,8 @@ SYSTEM = (
 PASSAGE_CHARS = 1500
 """Longest passage text put in the prompt."""
 NO_MODEL = (
-    "no language model is configured (set url in the [llm] table of askdoc.toml or "
-    "ASKDOC_LLM_URL); answered from the documents"
+    "no language model is configured (set url in the [llm] table of askdoc.toml, "
+    "ASKDOC_LLM_URL or --llm-url)"
 )
 
 StoredFn = Callable[[Sequence[Source]], Sequence[Mapping[tuple[int, int], np.ndarray]]]
@@ -97,7 +97,7 @@ class GeneratedAnswer:
 def client_for(settings: Settings) -> ChatClient:
     """The chat client of the ``llm_*`` settings; ``LLMError`` when none is configured."""
     if not settings.llm_url.strip():
-        raise LLMError(NO_MODEL.split(";")[0])
+        raise LLMError(NO_MODEL)
     return ChatClient(
         LLMConfig(
             settings.llm_url,

@@ -20,7 +20,7 @@ EmbedFn = Callable[[Sequence[str]], np.ndarray]
 
 MARKER = re.compile(r"\[\s*(\d{1,3}(?:\s*[,;]\s*\d{1,3})*)\s*\]")
 """A citation marker: ``[2]``, ``[1, 3]``."""
-_LEADING_MARKERS = re.compile(r"^(?:\s*\[\s*\d{1,3}(?:\s*[,;]\s*\d{1,3})*\s*\])+")
+_LEADING_MARKERS = re.compile(r"(?:\s*\[\s*\d{1,3}(?:\s*[,;]\s*\d{1,3})*\s*\])+")
 _ENUMERATOR = re.compile(r"^(?:\(?\d{1,2}[.)]|[-*\u2022])$")
 """A list item's number or bullet, split off as a "sentence" of its own."""
 META = frozenset(
@@ -89,7 +89,8 @@ class SentenceCheck:
     cited: tuple[int, ...] = ()
     """The sources its ``[n]`` markers name, in order."""
     missing: tuple[str, ...] = ()
-    """Its numbers and names found in no passage it cites (in no source when it cites none)."""
+    """Its numbers and names found in no passage it cites (in no source when it cites none).
+    A sentence is supported only when they are all in its supporting sentence's passage."""
     no_source: tuple[int, ...] = ()
     """Markers naming a source that does not exist."""
     wrong_source: tuple[int, ...] = ()
@@ -103,7 +104,8 @@ class SentenceCheck:
             return "no claim"
         if not self.supported:
             return "unsupported"
-        return "miscited" if self.no_source or self.wrong_source else "supported"
+        wrong = self.no_source or self.wrong_source or self.missing
+        return "miscited" if wrong else "supported"
 
     @property
     def ok(self) -> bool:
@@ -116,7 +118,8 @@ class SentenceCheck:
         if self.claim and not self.supported and not self.missing:
             out.append("no source sentence says this")
         if self.missing:
-            out.append(", ".join(f'"{m}"' for m in self.missing) + " in no cited passage")
+            where = "in no cited passage" if self.cited else "in no source"
+            out.append(", ".join(f'"{m}"' for m in self.missing) + f" {where}")
         if self.no_source:
             out.append(", ".join(f"[{n}]" for n in self.no_source) + " cites no source")
         if self.wrong_source:
@@ -306,7 +309,8 @@ def _verdict(
         support = AnswerSentence(
             sentence, number, start, end, line, round(score, 4), line + sentence.count("\n")
         )
-    supported = score >= params.threshold and not missing
+    home = _vocabulary(sources[support.source - 1].text) if support is not None else set()
+    supported = score >= params.threshold and all(present(k, home) for k in keys)
     wrong = []
     for n in existing:
         own = [s for s, c in zip(scores, candidates, strict=True) if c[0] == n]
