@@ -64,7 +64,7 @@ class AskdocApp(ChatBase):
         Binding("ctrl+l", "clear", "Clear"),
         Binding("ctrl+t", "toggle_scores", "Scores"),
         Binding("ctrl+g", "toggle_generate", "Generate"),
-        Binding("ctrl+x", "stop_generating", "Stop writing", show=False),
+        Binding("ctrl+b", "stop_generating", "Stop writing", show=False),
         Binding("escape", "focus_input", "Question", show=False),
     ]
 
@@ -273,7 +273,7 @@ class AskdocApp(ChatBase):
         if self.generate:
             self.notify(
                 f"Generated answers on ({self.settings.llm_url}): each sentence is checked "
-                "against the sources; ctrl+x stops the model.",
+                "against the sources; ctrl+b stops the model.",
                 markup=False,
             )
         else:

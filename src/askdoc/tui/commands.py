@@ -17,7 +17,7 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
         "Also ask the language model of [llm] and check its sentences (ctrl+g)",
         "toggle_generate",
     ),
-    ("Stop generating", "Stop the language model writing (ctrl+x)", "stop_generating"),
+    ("Stop generating", "Stop the language model writing (ctrl+b)", "stop_generating"),
     ("Help", "Every key of the app (f1)", "help"),
     ("Index status", "Re-read the index facts and corpus changes", "refresh_status"),
 )

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from askdoc.grounding import SentenceCheck
     from askdoc.types import Source
 
-STOP_KEY = "ctrl+x"
+STOP_KEY = "ctrl+b"
 
 
 @dataclass
