@@ -275,3 +275,52 @@ def test_cli_generate_with_a_dead_server_answers_from_the_documents(
         "answered from the documents\n"
     )
     assert "Generated answer" not in captured.out and "Sources" in captured.out
+
+
+@pytest.mark.slow
+@pytest.mark.model
+def test_eval_generate_compares_quoted_and_generated_answers(
+    sample_engine: Engine, llm_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    settings = sample_engine.settings
+    report = tmp_path / "report.json"
+    qa = tmp_path / "qa.jsonl"
+    qa.write_text(
+        json.dumps(
+            {
+                "id": "q1",
+                "question": QUESTION,
+                "answers": ["Institute for the Study of War"],
+                "sources": ["north-korea-russia-alliance.txt:2"],
+            }
+        )
+        + "\n"
+        + json.dumps(
+            {"id": "q2", "question": "Who won the 2018 FIFA World Cup?", "unanswerable": True}
+        )
+        + "\n"
+    )
+    argv = ["eval", str(qa), "--index", str(settings.index), "--corpus", str(settings.corpus)]
+    code = main(
+        [*argv, "--generate", "--llm-url", llm_url, "--summary-only", "--json", str(report)]
+    )
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "quoted vs generated" in out and "sentences_unsupported" in out
+    data = json.loads(report.read_text())["generated"]
+    summary = data["summary"]
+    assert summary["answer_contains"]["quoted"] == 1.0
+    assert summary["refusal_recall"]["quoted"] == 1.0
+    assert summary["errors"]["generated"] == 0.0
+    assert summary["tokens_per_s_p50"]["generated"] > 0
+    assert [q["id"] for q in data["questions"]] == ["q1", "q2"]
+    assert all(q["text"] for q in data["questions"])
+
+
+def test_eval_generate_needs_a_model(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    qa = tmp_path / "qa.jsonl"
+    qa.write_text(json.dumps({"id": "q", "question": "Who?", "answers": ["x"]}) + "\n")
+    assert main(["eval", str(qa), "--generate", "--index", str(tmp_path / "none")]) == 1
+    assert capsys.readouterr().err == (
+        "askdoc: --generate needs a language model: --llm-url URL or ASKDOC_LLM_URL\n"
+    )

@@ -98,7 +98,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         corpus=getattr(args, "corpus", None),
         index=getattr(args, "index", None),
         mode=getattr(args, "mode", None),
-        llm_url=getattr(args, "llm_url", None),
+        llm_url=getattr(args, "llm_url", None),  # ask and eval
         llm_model=getattr(args, "llm_model", None),
     )
 
