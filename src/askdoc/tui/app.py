@@ -63,7 +63,7 @@ class AskdocApp(ChatBase):
         Binding("ctrl+s", "export", "Export"),
         Binding("ctrl+l", "clear", "Clear"),
         Binding("ctrl+t", "toggle_scores", "Scores"),
-        Binding("ctrl+g", "toggle_generate", "Generate"),
+        Binding("ctrl+g", "toggle_generate", "Generate", show=False),
         Binding("ctrl+b", "stop_generating", "Stop writing", show=False),
         Binding("escape", "focus_input", "Question", show=False),
     ]
