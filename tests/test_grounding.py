@@ -164,3 +164,21 @@ def test_labelled_set_flags_unsupported_and_passes_supported(real_embedder) -> N
     report = run(rows, sources(), real_embedder.encode)
     assert report.flag_rate >= 0.9, report.flag_rate
     assert report.pass_rate >= 0.9, report.pass_rate
+
+
+def test_names_and_numbers_of_the_question_or_a_heading_are_not_inventions(fake_embedder) -> None:  # type: ignore[no-untyped-def]
+    text = "Operating without a licence was punishable by a fine of up to 500 crowns."
+    act = Source(1, "act.txt", text, 0, len(text), 7, 7, None, "Wireless Telegraphy Act 1912", 0.5)
+    claim = (
+        "Under Act No. 9 of 1912, operating without a licence was punishable by a fine of up to "
+        "500 crowns."
+    )
+    (alone,) = check(claim, [act], fake_embedder.encode)
+    assert alone.missing == ("9",)  # "1912" is in the heading the model was shown
+    question = (
+        "What was the penalty under Act No. 9 of 1912 for running a radio set without permission?"
+    )
+    (asked,) = check(claim, [act], fake_embedder.encode, question=question)
+    assert asked.missing == () and asked.verdict == "supported"
+    (invented,) = check(claim.replace("500", "700"), [act], fake_embedder.encode, question=question)
+    assert invented.missing == ("700",) and invented.verdict == "unsupported"

@@ -161,7 +161,8 @@ def checked(
     checks: tuple[SentenceCheck, ...] = ()
     if text and not completion.cancelled:
         vectors = stored(answer.sources) if stored is not None else ()
-        checks = check(text, answer.sources, embed, vectors, params)
+        question = answer.searched or answer.question
+        checks = check(text, answer.sources, embed, vectors, params, question)
         if refused:
             checks = tuple(c for c in checks if not is_refusal(c.text))
     return GeneratedAnswer(

@@ -253,23 +253,26 @@ def check(
     embed: EmbedFn,
     stored: Sequence[Mapping[Span, np.ndarray]] = (),
     params: GroundingParams = DEFAULT_PARAMS,
+    question: str = "",
 ) -> tuple[SentenceCheck, ...]:
     """Check every sentence of the generated ``text`` against ``sources`` (numbered from 1).
     ``stored``: per source, the sentence vectors pooled at index time keyed by absolute span;
-    a source sentence without one is embedded now, as are the generated sentences."""
+    a source sentence without one is embedded now, as are the generated sentences. Numbers and
+    names the ``question`` itself holds are the asker's, not the model's: never flagged."""
     spans = split_answer(text)
     if not spans:
         return ()
     candidates = sentence_candidates(_hits(sources))
     known = _vocabulary(" ".join(s.text for s in sources))
     claims = [strip_markers(text[a:b]) for a, b in spans]
+    asked = _vocabulary(question)
     vectors = _vectors(claims, candidates, embed, stored)
     claim_vectors, candidate_vectors = vectors[: len(claims)], vectors[len(claims) :]
     out = []
     for i, (a, b) in enumerate(spans):
         claim = claims[i]
-        keys = key_terms(claim)
-        if not is_claim(claim, keys):
+        keys = [k for k in key_terms(claim) if not present(k, asked)]
+        if not is_claim(claim, key_terms(claim)):
             out.append(
                 SentenceCheck(text[a:b], a, b, False, True, 0.0, None, tuple(markers(text[a:b])))
             )
@@ -281,6 +284,11 @@ def check(
         ]
         out.append(_verdict(text, (a, b), claim, keys, candidates, scores, sources, params))
     return tuple(out)
+
+
+def _shown(source: Source) -> str:
+    """What the model saw of a source: its heading path and its text."""
+    return f"{source.heading}\n{source.text}"
 
 
 def _verdict(
@@ -298,7 +306,7 @@ def _verdict(
     existing = [n for n in cited if 1 <= n <= len(sources)]
     no_source = tuple(n for n in cited if n not in existing)
     scope = existing or range(1, len(sources) + 1)
-    evidence = _vocabulary(" ".join(sources[n - 1].text for n in scope))
+    evidence = _vocabulary(" ".join(_shown(sources[n - 1]) for n in scope))
     missing = tuple(k for k in keys if not present(k, evidence))
     best = max(range(len(scores)), key=lambda j: scores[j], default=None)
     support = None
@@ -309,12 +317,12 @@ def _verdict(
         support = AnswerSentence(
             sentence, number, start, end, line, round(score, 4), line + sentence.count("\n")
         )
-    home = _vocabulary(sources[support.source - 1].text) if support is not None else set()
+    home = _vocabulary(_shown(sources[support.source - 1])) if support is not None else set()
     supported = score >= params.threshold and all(present(k, home) for k in keys)
     wrong = []
     for n in existing:
         own = [s for s, c in zip(scores, candidates, strict=True) if c[0] == n]
-        own_words = _vocabulary(sources[n - 1].text)
+        own_words = _vocabulary(_shown(sources[n - 1]))
         lacks = any(not present(k, own_words) for k in keys)
         if not own or max(own) < params.threshold or lacks:
             wrong.append(n)
