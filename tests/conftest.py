@@ -150,3 +150,14 @@ def sample_engine(tmp_path_factory: pytest.TempPathFactory, real_embedder: Embed
     engine.build()
     engine.load()
     return engine
+
+
+@pytest.fixture(scope="session")
+def llm_url() -> Iterator[str]:
+    """A real language model: llama.cpp's OpenAI-compatible server (xllamacpp, in this process)
+    with SmolLM2-135M-Instruct on a free local port, one thread; its base URL (…/v1)."""
+    from scripts.llm_server import start
+
+    server = start(threads=1)
+    yield server.url
+    server.close()

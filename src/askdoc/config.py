@@ -68,6 +68,18 @@ class Settings:
     exact_below: int = 50_000
     """Below this many vectors the FAISS index is exact (flat, ~5 ms a query at 50k here); from
     it on, approximate (IVF-SQ8: recall@10 ~0.97, <1 ms at 100k). See docs/performance.md."""
+    llm_url: str = ""
+    """Base URL of an OpenAI-compatible chat-completions server for generated answers
+    (``askdoc ask --generate``), e.g. http://127.0.0.1:8080/v1; empty: answers are quoted only.
+    In askdoc.toml these five are the ``[llm]`` table: url, model, api_key, timeout, max_tokens."""
+    llm_model: str = ""
+    """Model name to ask for; empty: the first model the server lists."""
+    llm_api_key: str = ""
+    """Bearer token for the server, if it needs one (better set as ASKDOC_LLM_API_KEY)."""
+    llm_timeout: float = 60.0
+    """Seconds to wait for the server to connect, to send its first token, and between tokens."""
+    llm_max_tokens: int = 256
+    """Most tokens the model may write for one answer."""
     extra: Mapping[str, Any] = field(default_factory=dict, compare=False)
     """Where the settings came from (for `askdoc status`)."""
 
@@ -115,6 +127,8 @@ _RANGES = {
     "min_confidence": _Range(0, 1),
     "max_question_chars": _Range(1),
     "exact_below": _Range(0),
+    "llm_timeout": _Range(0, above=True),
+    "llm_max_tokens": _Range(1),
 }
 """Every numeric setting's allowed values (chunk_overlap's depend on chunk_tokens)."""
 
@@ -254,7 +268,10 @@ def _read_toml(path: Path) -> dict[str, Any]:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError, OSError) as exc:
         raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+    llm = data.get("llm", {})
     table = data.get("askdoc", data)
-    if not isinstance(table, dict):
-        raise ConfigError(f"{path}: [askdoc] must be a table")
-    return table
+    if not isinstance(table, dict) or not isinstance(llm, dict):
+        raise ConfigError(f"{path}: [askdoc] and [llm] must be tables")
+    values = {k: v for k, v in table.items() if k != "llm"}
+    values.update({f"llm_{k}": v for k, v in llm.items()})  # [llm] url = ... -> llm_url
+    return values

@@ -237,6 +237,17 @@ class Engine:
     def _embed_sentences(self, texts: Sequence[str]) -> np.ndarray:
         return self.embedder.encode(list(texts), batch_size=64)
 
+    def sentence_vectors(
+        self, sources: Sequence[Source]
+    ) -> list[dict[tuple[int, int], np.ndarray]]:
+        """Per source, the sentence vectors pooled at index time, keyed by absolute span (for
+        checking a generated answer against the sources)."""
+        with self._lock:
+            reader = self.open_index()
+            dimension = self.embedder.dimension
+            with reader.snapshot():
+                return [reader.sentence_vectors(s.path, s.start, s.end, dimension) for s in sources]
+
     def document(self, path: str) -> Document | None:
         """The stored document at ``path`` (relative to the corpus), or None."""
         with self._lock:

@@ -64,3 +64,7 @@ class TransientReadError(ReadError):
 
 class OnnxError(ModelError):
     """The model's ONNX export can be neither found nor made; torch is used instead."""
+
+
+class LLMError(AskdocError):
+    """The language model server cannot be reached or fails; askdoc answers without it."""

@@ -53,6 +53,10 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
         return cmd_ask_lines(engine, args)
     answer = engine.ask(args.question, k=args.k, mode=args.mode)
     print_notice(engine)
+    if getattr(args, "generate", False):
+        from askdoc.cli.generate import ask_generated
+
+        return ask_generated(engine, answer, args, settings)
     if args.json:
         print(json.dumps(answer_json(answer, settings.corpus), ensure_ascii=False, indent=2))
     else:

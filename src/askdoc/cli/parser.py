@@ -23,6 +23,7 @@ EPILOG = """examples:
   askdoc ask "..." --json           the same as a JSON object
   askdoc ask - < questions.txt      one question per line in, one JSON object per line out
   askdoc index --watch              keep the index current while files change (Ctrl+C stops)
+  askdoc ask "..." --generate       also a language model's answer, each sentence checked
   askdoc status                     index facts and files changed since the last build
   askdoc verify --repair            check the index after cleaning up after failed builds
   askdoc                            open the chat UI
@@ -91,6 +92,19 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="show each source's whole passage (default: its supporting sentence in context)",
     )
+    ask.add_argument(
+        "--generate",
+        action="store_true",
+        help="also ask the language model of the [llm] settings, and check every sentence it "
+        "writes against the sources",
+    )
+    ask.add_argument(
+        "--stream",
+        action="store_true",
+        help="with --generate: print the model's words as they come",
+    )
+    ask.add_argument("--llm-url", metavar="URL", help="OpenAI-compatible server (ASKDOC_LLM_URL)")
+    ask.add_argument("--llm-model", metavar="NAME", help="model name (ASKDOC_LLM_MODEL)")
 
     sub.add_parser("status", parents=[common], help="index facts and corpus drift")
     verify = sub.add_parser("verify", parents=[common], help="check every file of the index")
@@ -121,6 +135,8 @@ def settings_from(args: argparse.Namespace) -> Settings:
         index=getattr(args, "index", None),
         mode=getattr(args, "mode", None),
         top_k=getattr(args, "k", None) if args.command == "ask" else None,
+        llm_url=getattr(args, "llm_url", None),  # ask and eval
+        llm_model=getattr(args, "llm_model", None),
     )
 
 

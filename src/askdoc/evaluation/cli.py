@@ -91,6 +91,13 @@ def add_eval_parser(sub: Any, common: argparse.ArgumentParser) -> None:
         help=f"where --corpus and --beir indexes are kept (default: {DEFAULT_CACHE})",
     )
     p.add_argument("--limit", type=int, metavar="N", help="run only the first N questions")
+    p.add_argument(
+        "--generate",
+        action="store_true",
+        help="also ask the [llm] language model each question and compare its checked answers "
+        "with the quoted ones (--llm-url URL or ASKDOC_LLM_URL)",
+    )
+    p.add_argument("--llm-url", metavar="URL", help="OpenAI-compatible server (ASKDOC_LLM_URL)")
     p.add_argument("--summary-only", action="store_true", help="no per-question tables")
     p.add_argument(
         "--calibrate",
@@ -125,6 +132,8 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
         for kind in ("min", "max")
         for text in getattr(args, f"{kind}_thresholds")
     ]
+    if getattr(args, "generate", False) and not settings.llm_url:
+        raise EvalError("--generate needs a language model: --llm-url URL or ASKDOC_LLM_URL")
     old = eval_report.load_summaries(args.compare) if args.compare else None
     err = console(stderr=True)
     tty = sys.stderr.isatty()
@@ -165,6 +174,12 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
             result = evaluate(engine, dataset, modes, k, progress)
         if engine.notice:
             err.print(Text(engine.notice, style="dim"))
+        generated = None
+        if getattr(args, "generate", False):
+            from askdoc.evaluation.generated import run_generated
+
+            with progress_bars(tty) as progress:
+                generated = run_generated(engine, dataset, k, progress)
     finally:
         engine.close()
     if args.beir is not None:
@@ -181,8 +196,15 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
     out.print(eval_report.summary_table(result, f"{result.dataset} · summary"))
     if changes:
         out.print(eval_report.compare_table(changes))
+    if generated is not None:
+        from askdoc.evaluation import generated as eval_generate
+
+        summary = eval_generate.summarize_generated(generated)
+        out.print(eval_generate.generated_table(summary, f"{result.dataset} · quoted vs generated"))
     if args.json_out is not None:
         data = eval_report.to_json(result, changes, missed)
+        if generated is not None:
+            data["generated"] = eval_generate.to_json(generated)
         write(args.json_out, json.dumps(data, ensure_ascii=False, indent=2) + "\n")
     if args.markdown is not None:
         write(args.markdown, eval_report.to_markdown(result, changes, missed) + "\n")

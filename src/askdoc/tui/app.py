@@ -37,7 +37,15 @@ if TYPE_CHECKING:
     from askdoc.engine import Engine
 
 
-CHAT_ONLY = {"focus_citations", "rebuild", "export", "clear", "toggle_scores", "focus_input"}
+CHAT_ONLY = {
+    "focus_citations",
+    "rebuild",
+    "export",
+    "clear",
+    "toggle_scores",
+    "focus_input",
+    "toggle_generate",
+}
 """Actions hidden (and off) while the source viewer is open."""
 
 
@@ -57,6 +65,8 @@ class AskdocApp(WatchingChat):
         Binding("ctrl+s", "export", "Export"),
         Binding("ctrl+l", "clear", "Clear"),
         Binding("ctrl+t", "toggle_scores", "Scores", show=False),  # footer fits 80 columns
+        Binding("ctrl+g", "toggle_generate", "Generate", show=False),
+        Binding("ctrl+b", "stop_generating", "Stop writing", show=False),
         Binding("escape", "focus_input", "Question", show=False),
     ]
 
@@ -258,6 +268,27 @@ class AskdocApp(WatchingChat):
         for card in self.query(SourceCard):
             card.show_scores = self.scores
         self.notify("Retrieval scores shown." if self.scores else "Retrieval scores hidden.")
+
+    def action_toggle_generate(self) -> None:
+        if not self.generate and not self.settings.llm_url.strip():
+            self.notify(
+                "No language model is configured: set url in the [llm] table of askdoc.toml "
+                "(or ASKDOC_LLM_URL) to a local OpenAI-compatible server.",
+                title="generated answers",
+                severity="warning",
+                markup=False,
+            )
+            return
+        self.generate = not self.generate
+        if self.generate:
+            self.notify(
+                f"Generated answers on ({self.settings.llm_url}): each sentence is checked "
+                "against the sources; ctrl+b stops the model.",
+                markup=False,
+            )
+        else:
+            self.notify("Generated answers off: answers are quoted only.")
+        self.show_state()
 
     def action_clear(self) -> None:
         waiting = self.waiting()

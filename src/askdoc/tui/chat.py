@@ -20,6 +20,12 @@ from askdoc.config import Settings
 from askdoc.errors import AskdocError
 from askdoc.followup import next_context
 from askdoc.tui import texts
+from askdoc.tui.generation import (
+    STOP_KEY,
+    GeneratedView,
+    GenerationFinished,
+    TextStreamed,
+)
 from askdoc.tui.messages import Answered, DocumentRead, OpenSource, StatusRead
 from askdoc.tui.screens import SourceViewer
 from askdoc.tui.transcript import Entry, Exchange, History
@@ -27,6 +33,8 @@ from askdoc.tui.widgets import AnswerView, Note, StatusBar
 
 if TYPE_CHECKING:
     from askdoc.engine import Engine
+    from askdoc.llm_client import Cancel
+    from askdoc.types import Answer
 
 PHASES = {
     "loading": ("◌ loading model…", "busy"),
@@ -86,6 +94,11 @@ class ChatBase(App[int]):
         self._ticket = 0
         self._model_lock = threading.Lock()
         self._followed_y: float | None = None
+        self.generate = False
+        """Ask the language model too (ctrl+g; needs the [llm] url setting)."""
+        self._cancel: Cancel | None = None
+        self._writing = False
+        """The current question's answer is being written by the language model."""
 
     @property
     def transcript(self) -> VerticalScroll:
@@ -100,12 +113,16 @@ class ChatBase(App[int]):
         text, variant = PHASES.get(self.phase, (self.phase, ""))
         if self.building:
             text, variant = "⟳ building index…", "busy"
+        elif self.phase == "ready" and self._current is not None and self._writing:
+            text, variant = f"● generating… {STOP_KEY} stops", "busy"
         elif self.phase == "ready" and self._current is not None:
             text, variant = "● answering…", "busy"
         if self._queue:
             text += f" · {len(self._queue)} waiting"
         if self.watching:
             text += " · watching"
+        if self.generate:
+            text = f"✎ generate · {text}"
         self.query_one(StatusBar).show_state(text, variant)
 
     def add_note(self, text: str, variant: str) -> None:
@@ -181,27 +198,78 @@ class ChatBase(App[int]):
         if self._current is None and self._queue and self.phase == "ready":
             self._current = self._queue.popleft()
             self._current.view.set_waiting("searching…")
-            self._ask(self._current.ticket, self._current.exchange.question, self._previous)
+            self._ask(
+                self._current.ticket, self._current.exchange.question, self._previous, self.generate
+            )
         reason = WAITING.get(self.phase)
         for place, pending in enumerate(self._queue, 1):
             pending.view.set_waiting(reason or f"queued: {place} ahead of it…")
         self.show_state()
 
     @work(thread=True, group="ask", exit_on_error=False)
-    def _ask(self, ticket: int, question: str, previous: str | None) -> None:
+    def _ask(
+        self, ticket: int, question: str, previous: str | None, generate: bool = False
+    ) -> None:
         started = time.perf_counter()
         try:
             answer = self.engine.ask(question, previous=previous)
         except AskdocError as exc:
             self.post_message(Answered(ticket, None, str(exc)))
             return
-        self.post_message(Answered(ticket, answer, seconds=time.perf_counter() - started))
+        seconds = time.perf_counter() - started
+        self.post_message(Answered(ticket, answer, seconds=seconds, generating=generate))
+        if generate:
+            self._generate(ticket, answer)
+
+    def _generate(self, ticket: int, answer: Answer) -> None:
+        """Ask the language model (in the ask worker's thread), streaming its words."""
+        from askdoc.generate import generate_with
+        from askdoc.llm_client import Cancel
+
+        def stream(piece: str) -> None:
+            self.post_message(TextStreamed(ticket, piece))
+
+        self._cancel = Cancel()
+        try:
+            generated = generate_with(self.engine, answer, stream, self._cancel)
+        finally:
+            self._cancel = None
+        self.post_message(GenerationFinished(ticket, generated))
+
+    def action_stop_generating(self) -> None:
+        cancel = self._cancel
+        if cancel is None:
+            self.notify("The model is not writing anything.")
+            return
+        cancel.set()
+
+    def on_text_streamed(self, message: TextStreamed) -> None:
+        pending = self._current
+        if pending is not None and pending.ticket == message.ticket:
+            for view in pending.view.query(GeneratedView):
+                view.add_text(message.piece)
+
+    def on_generation_finished(self, message: GenerationFinished) -> None:
+        pending = self._current
+        if pending is None or pending.ticket != message.ticket:
+            return
+        self._current = None
+        self._writing = False
+        following = self.at_bottom()
+        for view in pending.view.query(GeneratedView):
+            view.show(message.generated, self.settings.corpus)
+        if following and pending.view.is_attached:
+            self.follow(pending.view)
+        self.pump()
 
     async def on_answered(self, message: Answered) -> None:
         pending = self._current
         if pending is None or pending.ticket != message.ticket:
             return
-        self._current = None
+        generating = message.generating and message.answer is not None
+        self._writing = generating
+        if not generating:
+            self._current = None  # else the question is done when the model is
         following = self.at_bottom()
         if message.answer is None:
             pending.exchange.error = message.error
@@ -212,6 +280,8 @@ class ChatBase(App[int]):
             self._previous = next_context(answer, self._previous)
             seconds = message.seconds if self.show_timings else None
             await pending.view.show_answer(answer, self.settings.corpus, self.scores, seconds)
+            if generating:
+                await pending.view.mount(GeneratedView(), after=pending.view.query_one(".question"))
         if following and pending.view.is_attached:
             self.follow(pending.view)
         self.pump()

@@ -13,6 +13,12 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
     ("Export transcript", "Write the chat to a Markdown file (ctrl+s)", "export"),
     ("Clear chat", "Remove every question and answer from the screen (ctrl+l)", "clear"),
     ("Toggle retrieval scores", "Show or hide the score of each source (ctrl+t)", "toggle_scores"),
+    (
+        "Toggle generated answers",
+        "Also ask the language model of [llm] and check its sentences (ctrl+g)",
+        "toggle_generate",
+    ),
+    ("Stop generating", "Stop the language model writing (ctrl+b)", "stop_generating"),
     ("Help", "Every key of the app (f1)", "help"),
     ("Index status", "Re-read the index facts and corpus changes", "refresh_status"),
 )

@@ -39,6 +39,8 @@ class Answered(Message):
     answer: Answer | None
     error: str = ""
     seconds: float = 0.0
+    generating: bool = False
+    """The language model is asked next (``tui.generation``): the question is not done yet."""
 
 
 @dataclass

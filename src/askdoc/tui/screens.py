@@ -25,6 +25,8 @@ KEYS: tuple[tuple[str, str, str], ...] = (
     ("Chat", "ctrl+s", "export the transcript to Markdown"),
     ("Chat", "ctrl+l", "clear the chat"),
     ("Chat", "ctrl+t", "show / hide retrieval scores"),
+    ("Chat", "ctrl+g", "generated answers on / off (needs the [llm] url setting)"),
+    ("Chat", "ctrl+b", "stop the language model writing"),
     ("Chat", "ctrl+p", "command palette (all of the above, by name)"),
     ("Chat", "f1 or ?", "this help (? only away from the question line)"),
     ("Chat", "ctrl+q", "quit"),
