@@ -11,9 +11,9 @@ from typing import Any
 from rich.table import Table
 from rich.text import Text
 
-from askdoc.evaluation import metrics
 from askdoc.engine import Engine
 from askdoc.errors import QuestionError
+from askdoc.evaluation import metrics
 from askdoc.evaluation.data import Dataset, Progress, QARecord
 from askdoc.evaluation.run import DEPTH, judge
 from askdoc.generate import GeneratedAnswer, generate_with
