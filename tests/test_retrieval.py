@@ -13,7 +13,7 @@ import pytest
 
 from askdoc.config import Settings
 from askdoc.engine import Engine
-from askdoc.index_reader import IndexReader
+from askdoc.index.reader import IndexReader
 from askdoc.retrieval import (
     FusionParams,
     bm25_bound,

@@ -7,7 +7,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from askdoc.index_reader import IndexReader
+from askdoc.index.reader import IndexReader
 from askdoc.text import BM25_K1, KEEP_RAREST, content_terms, fts_query, fts_term, idf, rare_terms
 from askdoc.types import Hit, StoredChunk
 
