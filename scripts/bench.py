@@ -6,8 +6,11 @@ committed previous results, bench/results.json: a figure more than 20% worse pri
 (the run never fails on it). `--save` writes this run's figures there.
 
 Sections (default: all but scale):
+    ratios     issue 15's everyday-use ratios (cold ask, TUI first answer, add one document, warm
+               hybrid vs a torch encode) and bytes per passage (scripts/bench_ratios.py)
     startup    fresh processes: python, askdoc --help, askdoc status, heavy imports, TUI paint
-    indexing   askdoc index vs raw model.encode (same chunks), 1 vs 2 threads, add one document
+    indexing   askdoc index (ONNX) vs raw sentence-transformers encode (torch), same chunks;
+               1 vs 2 threads; add one document
     resume     kill a build after N committed vector groups, rerun, count re-embedded passages
     latency    warm query latency at 10k and 100k passages: dense / lexical / hybrid, split
     memory     peak RSS of `askdoc index` over 100k passages (stub embedder)
@@ -53,10 +56,11 @@ from bench_corpus import (  # noqa: E402
     questions_for,
     write_corpus,
 )
+from bench_ratios import bench_ratios  # noqa: E402
 
 RESULTS = REPO / "bench" / "results.json"
 CHILD = SCRIPTS / "bench_child.py"
-SECTIONS = ("startup", "indexing", "resume", "latency", "memory", "faiss")
+SECTIONS = ("ratios", "startup", "indexing", "resume", "latency", "memory", "faiss")
 WORSE_BY = 0.20
 
 
@@ -75,6 +79,7 @@ class Bench:
     quick: bool = False
     figures: dict[str, Figure] = field(default_factory=dict)
     _embedder: Any = None
+    _torch: Any = None
     _pool: tuple[list[str], np.ndarray] | None = None
 
     # -- output
@@ -94,13 +99,23 @@ class Bench:
 
     @property
     def embedder(self) -> Any:
-        """The real model, loaded once (10+ s), with indexing threads (all cores)."""
+        """The real model as askdoc runs it (ONNX), loaded once."""
         if self._embedder is None:
             from askdoc.embedder import Embedder
 
             self._embedder = Embedder()
             self._embedder.load()
         return self._embedder
+
+    @property
+    def torch_embedder(self) -> Any:
+        """The real model through torch sentence-transformers (the baselines), loaded once."""
+        if self._torch is None:
+            from askdoc.embedder import Embedder
+
+            self._torch = Embedder(backend="torch")
+            self._torch.load()
+        return self._torch
 
     def pool(self) -> tuple[list[str], np.ndarray]:
         if self._pool is None:
@@ -272,19 +287,23 @@ def bench_indexing(b: Bench) -> None:
     from askdoc.config import Settings
     from askdoc.index.writer import IndexWriter as Indexer
 
-    b.section("indexing: `askdoc index` vs raw model.encode on the same chunks (same threads)")
+    b.section(
+        "indexing: `askdoc index` (ONNX) vs raw sentence-transformers model.encode (torch) on the "
+        "same chunks (same threads)"
+    )
     embedder = b.embedder
+    baseline = b.torch_embedder
     corpus = b.work / "indexing" / "corpus"
     docs = generate_documents(60 if b.quick else 240, 110, seed=3)
     write_corpus(corpus, docs)
-    model = embedder._model
+    model = baseline._model
     texts: list[str] = []
     index = b.work / "indexing" / "index-0"
     report: Any = None
     run = 0
 
     def encode_raw(threads: int, batch_size: int) -> None:
-        embedder.set_threads(threads)
+        baseline.set_threads(threads)
         model.encode(
             texts,
             batch_size=batch_size,
@@ -327,7 +346,7 @@ def bench_indexing(b: Bench) -> None:
         when = f"index_threads={threads}" + (" (default)" if threads == default else "")
         b.add(
             f"indexing.raw{key}_chunks_per_s",
-            f"{when}: raw model.encode (baseline)",
+            f"{when}: raw sentence-transformers encode (torch, baseline)",
             median(raw_rates),
             "/s",
             "",
@@ -520,17 +539,7 @@ def bench_answer_batching(b: Bench) -> None:
     for _ in range(b.reps(2)):
         for group in groups:
             ordered = sorted(group, key=len, reverse=True)
-            padded.append(
-                timed(
-                    partial(
-                        embedder._model.encode,
-                        ordered,
-                        batch_size=64,
-                        normalize_embeddings=True,
-                        show_progress_bar=False,
-                    )
-                )
-            )
+            padded.append(timed(partial(embedder._onnx.embed, ordered[:64])))
             batched.append(timed(partial(embedder.encode, group, batch_size=64)))
     size = median([len(g) for g in groups])
     b.add(
@@ -963,6 +972,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"sections {', '.join(sections)}; temp folder {tmp}"
         )
         runners: dict[str, Callable[[], None]] = {
+            "ratios": lambda: bench_ratios(b),
             "startup": lambda: bench_startup(b),
             "indexing": lambda: bench_indexing(b),
             "resume": lambda: bench_resume(b),

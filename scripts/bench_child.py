@@ -3,6 +3,10 @@
 Each command prints progress lines and ends with one line ``RESULT <json>``.
 
     paint     --index DIR --corpus DIR          TUI: time to the first mounted screen
+    first_answer --index DIR --corpus DIR --question Q   TUI: launch to the first answer
+    warm      --index DIR --corpus DIR --queries FILE   loaded engine's hybrid questions and a
+              torch sentence-transformers encode of each, interleaved, 1 thread
+    export                                      make the model's ONNX export ($ASKDOC_MODEL_CACHE)
     latency   --index DIR --corpus DIR --queries FILE   warm query latency, one thread
     build     --index DIR --corpus DIR [--delay S] [--chunk-tokens N]   askdoc index with
               the stub embedder (prints "embed <done> <total>" as it goes)
@@ -72,6 +76,74 @@ def cmd_paint(args: argparse.Namespace) -> None:
             os._exit(0)  # do not wait for the model-loading thread
 
     asyncio.run(run())
+
+
+def cmd_first_answer(args: argparse.Namespace) -> None:
+    import asyncio
+
+    from askdoc.tui.app import create_app
+    from askdoc.tui.widgets import CitedSentence, QuestionInput
+
+    app = create_app(settings_for(args))
+
+    async def run() -> None:
+        async with app.run_test(size=(120, 40)) as pilot:
+            while app.phase == "loading":
+                await pilot.pause(0.01)
+            field = app.query_one(QuestionInput)
+            field.focus()
+            field.value = args.question
+            await pilot.press("enter")
+            await pilot.pause(0.01)
+            while app.busy:
+                await pilot.pause(0.01)
+            heavy = sorted(m for m in ("torch", "sentence_transformers") if m in sys.modules)
+            answered = bool(app.query(CitedSentence)) or bool(app.query("AnswerView"))
+            result({"seconds": time.perf_counter() - STARTED, "heavy": heavy, "answered": answered})
+            sys.stdout.flush()
+            os._exit(0)
+
+    asyncio.run(run())
+
+
+def cmd_warm(args: argparse.Namespace) -> None:
+    """A loaded engine's hybrid questions and a torch sentence-transformers encode of each
+    question, one after the other in this one process (1 thread each): same moment, same load."""
+    from askdoc.embedder import Embedder
+    from askdoc.engine import Engine
+
+    engine = Engine(settings_for(args))
+    engine.load()
+    torch_model = Embedder(backend="torch")
+    torch_model.load()
+    torch_model.set_threads(1)
+    model = torch_model._model
+    questions = json.loads(Path(args.queries).read_text(encoding="utf-8"))
+    for question in questions[:3]:  # warm-up: caches, first FAISS/SQLite pages
+        engine.ask(question, mode="hybrid")
+        model.encode(question)
+    out: dict[str, list[float]] = {"total": [], "embed": [], "search": [], "answer": []}
+    out["encode"] = []
+    for question in questions:
+        began = time.perf_counter()
+        answer = engine.ask(question, mode="hybrid")
+        out["total"].append(time.perf_counter() - began)
+        began = time.perf_counter()
+        model.encode(question)
+        out["encode"].append(time.perf_counter() - began)
+        timings = answer.timings
+        out["embed"].append(timings.get("embed", 0.0))
+        out["answer"].append(timings.get("answer", 0.0))
+        out["search"].append(sum(timings.get(k, 0.0) for k in ("dense", "lexical", "fusion")))
+    result({**out, "runtime": engine.embedder.runtime})
+
+
+def cmd_export(args: argparse.Namespace) -> None:
+    from askdoc.embedder import Embedder
+
+    embedder = Embedder()
+    embedder.load()
+    result({"runtime": embedder.runtime, "notice": embedder.notice})
 
 
 def cmd_latency(args: argparse.Namespace) -> None:
@@ -171,21 +243,30 @@ def cmd_faissmem(args: argparse.Namespace) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser()
     sub = parser.add_subparsers(dest="command", required=True)
-    for name in ("paint", "latency", "build"):
+    for name in ("paint", "latency", "build", "first_answer", "warm"):
         command = sub.add_parser(name)
         command.add_argument("--index", required=True)
         command.add_argument("--corpus", required=True)
         command.add_argument("--queries", default="")
+        command.add_argument("--question", default="")
         command.add_argument("--delay", type=float, default=0.0)
         command.add_argument("--chunk-tokens", type=int, default=0)
         command.add_argument("--progress", action="store_true")
     mem = sub.add_parser("faissmem")
     mem.add_argument("--file", required=True)
     mem.add_argument("--sha256", required=True)
+    sub.add_parser("export")
     args = parser.parse_args()
-    {"paint": cmd_paint, "latency": cmd_latency, "build": cmd_build, "faissmem": cmd_faissmem}[
-        args.command
-    ](args)
+    commands = {
+        "paint": cmd_paint,
+        "latency": cmd_latency,
+        "build": cmd_build,
+        "faissmem": cmd_faissmem,
+        "first_answer": cmd_first_answer,
+        "warm": cmd_warm,
+        "export": cmd_export,
+    }
+    commands[args.command](args)
 
 
 if __name__ == "__main__":

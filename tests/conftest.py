@@ -117,10 +117,24 @@ def fake_engine(settings: Settings, fake_embedder: FakeEmbedder) -> Iterator[Eng
     engine.close()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The ONNX export of the model goes to a temporary folder (ASKDOC_MODEL_CACHE, inherited
+    by subprocesses), made at most once per test session, never in ~/.cache."""
+    folder = tmp_path_factory.mktemp("model-cache")
+    before = os.environ.get("ASKDOC_MODEL_CACHE")
+    os.environ["ASKDOC_MODEL_CACHE"] = str(folder)
+    yield folder
+    if before is None:
+        os.environ.pop("ASKDOC_MODEL_CACHE", None)
+    else:
+        os.environ["ASKDOC_MODEL_CACHE"] = before
+
+
 @pytest.fixture(scope="session")
-def real_embedder() -> Embedder:
-    """The real packaged model, loaded once per test session."""
-    embedder = Embedder()
+def real_embedder(model_cache: Path) -> Embedder:
+    """The real packaged model through its ONNX export (made here), loaded once per session."""
+    embedder = Embedder(cache=model_cache)
     embedder.load()
     embedder.set_threads(1)
     return embedder

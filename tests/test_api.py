@@ -48,7 +48,7 @@ def test_api_doc_examples_run(
 ) -> None:
     shutil.copytree(SAMPLE_CORPUS, tmp_path / "corpus")
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr("askdoc.engine.Embedder", lambda _model="": real_embedder)
+    monkeypatch.setattr("askdoc.engine.Embedder", lambda *_args, **_kwargs: real_embedder)
     examples = doc_examples(API_DOC.read_text(encoding="utf-8"))
     assert len(examples) >= 6
     namespace: dict[str, object] = {"__name__": "api_doc"}

@@ -31,7 +31,7 @@ QUESTIONS = [
 @pytest.fixture
 def built(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Settings:
     """The sample corpus indexed with the fake embedder, which every Engine then gets."""
-    monkeypatch.setattr("askdoc.engine.Embedder", lambda _model="": FakeEmbedder())
+    monkeypatch.setattr("askdoc.engine.Embedder", lambda *_args, **_kwargs: FakeEmbedder())
     Engine(settings).build()
     return settings
 
@@ -113,7 +113,7 @@ def test_undecodable_bytes_do_not_stop_the_run(
 def test_missing_index_stops_before_reading(
     settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setattr("askdoc.engine.Embedder", lambda _model="": FakeEmbedder())
+    monkeypatch.setattr("askdoc.engine.Embedder", lambda *_args, **_kwargs: FakeEmbedder())
     feed(monkeypatch, "Who signed the pact?\n")
     assert main(["ask", "-", *paths(settings)]) == 1
     captured = capsys.readouterr()
@@ -145,7 +145,7 @@ import sys
 sys.path[:0] = [{repo!r}, {src!r}]
 import askdoc.engine
 from tests.conftest import FakeEmbedder
-askdoc.engine.Embedder = lambda _model="": FakeEmbedder()
+askdoc.engine.Embedder = lambda *_args, **_kwargs: FakeEmbedder()
 from askdoc.cli import main
 raise SystemExit(main(sys.argv[1:]))
 """

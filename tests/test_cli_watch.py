@@ -44,7 +44,7 @@ class Embedder(FakeEmbedder):
         return super().encode(texts, batch_size, progress)
 
 
-askdoc.engine.Embedder = lambda _model="": Embedder()
+askdoc.engine.Embedder = lambda *_args, **_kwargs: Embedder()
 from askdoc.cli import main
 raise SystemExit(main(sys.argv[1:]))
 """

@@ -213,10 +213,9 @@ def test_failed_publish_keeps_previous_index(
     assert leftovers == [] and verify_index(settings.index) == []
 
 
-def test_damaged_faiss_file_is_rebuilt_from_vectors(
-    fake_engine: Engine, settings: Settings
-) -> None:
-    fake_engine.build()
+def test_damaged_faiss_file_is_rebuilt_from_vectors(settings: Settings) -> None:
+    settings = replace(settings, exact_below=0)  # approximate: the only kind with a FAISS file
+    Engine(settings, FakeEmbedder()).build()
     faiss_file = next(settings.index.glob("vectors-*.faiss"))
     data = bytearray(faiss_file.read_bytes())
     data[len(data) // 2] ^= 0xFF
@@ -226,6 +225,46 @@ def test_damaged_faiss_file_is_rebuilt_from_vectors(
     answer = engine.ask("Who signed the strategic partnership agreement?")
     assert answer.sources
     assert verify_index(settings.index) == []
+
+
+def test_flat_index_keeps_one_copy_of_each_vector(fake_engine: Engine, settings: Settings) -> None:
+    """Below exact_below passages no FAISS file is written: the exact index is built from the
+    stored vectors, checked against the manifest's digest of them."""
+    fake_engine.build()
+    (settings.corpus / "penguins.txt").write_text(EXTRA, encoding="utf-8")
+    fake_engine.build()
+    assert sorted(p.name for p in settings.index.iterdir() if p.suffix == ".faiss") == []
+    manifest = fake_engine.status().manifest
+    assert manifest is not None and manifest.faiss_kind == "flat" and manifest.faiss_file == ""
+    answer = Engine(settings, FakeEmbedder()).ask("Where do emperor penguins breed?")
+    assert answer.sources[0].path.endswith("penguins.txt")
+    assert verify_index(settings.index) == []
+
+
+def test_damaged_stored_vector_of_a_flat_index_is_detected(
+    fake_engine: Engine, settings: Settings
+) -> None:
+    """A changed vector whose row checksum was changed with it (so only the manifest's digest
+    of the vectors can tell) is refused, not served."""
+    from askdoc.errors import IndexCorruptError
+    from askdoc.index.integrity import vector_sha256
+
+    fake_engine.build()
+    fake_engine.close()
+    conn = sqlite3.connect(settings.index / store.DB_NAME)
+    key, blob = conn.execute(
+        "SELECT hash, vector FROM vectors WHERE hash IN (SELECT text_hash FROM chunks) LIMIT 1"
+    ).fetchone()
+    changed = bytes([blob[0] ^ 0x40]) + blob[1:]
+    conn.execute(
+        "UPDATE vectors SET vector = ?, sha256 = ? WHERE hash = ?",
+        (changed, vector_sha256(key, changed), key),
+    )
+    conn.commit()
+    conn.close()
+    with pytest.raises(IndexCorruptError, match="stored passage vectors are damaged"):
+        Engine(settings, FakeEmbedder()).ask("Who signed the strategic partnership agreement?")
+    assert any("passage vectors" in p for p in verify_index(settings.index))
 
 
 def test_citations_are_verbatim(fake_engine: Engine) -> None:

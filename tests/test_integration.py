@@ -93,7 +93,7 @@ def test_cli_ask_stdin_json_lines(
     sample_engine: Engine, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     settings = sample_engine.settings
-    monkeypatch.setattr("askdoc.engine.Embedder", lambda _model="": sample_engine.embedder)
+    monkeypatch.setattr("askdoc.engine.Embedder", lambda *_args, **_kwargs: sample_engine.embedder)
     questions = "On which day did Putin and Kim sign their pact?\nWho won the 2018 World Cup?\n"
     monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(questions.encode())))
     paths = ["--corpus", str(settings.corpus), "--index", str(settings.index)]

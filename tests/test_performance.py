@@ -88,3 +88,18 @@ def test_batching_does_not_change_vectors(real_embedder: Embedder) -> None:
     texts = ["A short one.", "Penguins breed in the Antarctic winter. " * 5, "x", "Why? " * 30]
     one_by_one = np.vstack([real_embedder.encode([t]) for t in texts])
     assert np.allclose(real_embedder.encode(texts, batch_size=64), one_by_one, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("lengths", "size", "expected"),
+    [
+        ([], 8, []),
+        ([5], 8, [[0]]),
+        ([3, 200, 4, 190], 8, [[1, 3], [2, 0]]),  # long with long, short with short
+        ([10, 10, 10], 2, [[0], [1, 2]]),  # ties keep input order; one cost-equal split
+    ],
+)
+def test_split_by_length(lengths: list[int], size: int, expected: list[list[int]]) -> None:
+    from askdoc.batching import split_by_length
+
+    assert split_by_length(lengths, size) == expected

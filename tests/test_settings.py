@@ -24,7 +24,7 @@ QUESTION = "Who signed the strategic partnership agreement?"
 @pytest.fixture
 def folders(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """A built index of the sample corpus (fake embedder); the CLI's --corpus/--index flags."""
-    monkeypatch.setattr("askdoc.engine.Embedder", lambda _model="": FakeEmbedder())
+    monkeypatch.setattr("askdoc.engine.Embedder", lambda *_args, **_kwargs: FakeEmbedder())
     for name in list(os.environ):
         if name.startswith("ASKDOC_"):
             monkeypatch.delenv(name)

@@ -15,6 +15,7 @@ from askdoc.errors import ConfigError
 MODES = ("hybrid", "dense", "lexical")
 REFUSAL_NUMBERS = 11
 """refusal_weights: one per ``refusal.FEATURES`` (10), then the bias."""
+BACKENDS = ("onnx", "torch")
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,12 @@ class Settings:
     """Folder holding the index (SQLite database, FAISS file, manifest)."""
     model: str = ""
     """Folder of a sentence-transformers model; empty means the packaged all-MiniLM-L6-v2."""
+    backend: str = "onnx"
+    """What runs the model: "onnx" (onnxruntime on the model's ONNX export, made once into
+    model_cache; no torch at question time) or "torch" (sentence-transformers)."""
+    model_cache: str = ""
+    """Folder for the model's ONNX export (~90 MB); empty means $XDG_CACHE_HOME/askdoc or
+    ~/.cache/askdoc."""
     max_file_mb: float = 50.0
     """Files larger than this are skipped with a reason."""
     file_timeout: float = 30.0
@@ -42,7 +49,7 @@ class Settings:
     batch_size: int = 32
     """Passages per embedding batch when indexing."""
     index_threads: int = 1
-    """torch threads while indexing; 0 means all cores. 1 was fastest on shared 2-core machines
+    """Model threads while indexing; 0 means all cores. 1 was fastest on shared 2-core machines
     (docs/performance.md); use 0 on an idle machine."""
     top_k: int = 5
     """Passages retrieved and shown as sources."""
@@ -126,6 +133,8 @@ def checked(name: str, value: Any, source: str = "") -> Any:
     if kind == "str":
         if name == "mode" and value not in MODES:
             raise _invalid(name, value, source, f"one of {', '.join(MODES)}")
+        if name == "backend" and value not in BACKENDS:
+            raise _invalid(name, value, source, f"one of {', '.join(BACKENDS)}")
         return str(value)
     number = _number(value, whole=kind == "int")
     rule = _RANGES.get(name, _Range(0))

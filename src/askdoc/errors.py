@@ -60,3 +60,7 @@ class TransientReadError(ReadError):
     """One file could not be opened or read just then (moved, replaced, unreadable): unlike other
     read errors, which depend on the file's content, it is not remembered and every build tries
     the file again."""
+
+
+class OnnxError(ModelError):
+    """The model's ONNX export can be neither found nor made; torch is used instead."""

@@ -53,6 +53,8 @@ TARGETS: dict[str, tuple[Any, str]] = {
     "manifest": (generations, "write_manifest"),
     "commit": (indexer, "remove_stale_files"),  # before = just after the publishing COMMIT
 }
+FILE_TARGETS = frozenset({"build_faiss", "fsync", "write_faiss", "replace", "fsync_dir"})
+"""Steps of writing a FAISS file: reached only by approximate generations (--exact-below 0)."""
 
 
 def _die() -> None:

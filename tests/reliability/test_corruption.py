@@ -112,12 +112,17 @@ def write_corpus(root: Path, rng: random.Random, extra: int) -> None:
 @pytest.fixture(scope="module")
 def pristine(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Pristine]:
     """``plain``: two generations, checkpointed. ``wal``: a third generation still in the WAL
-    (a reader held the database open while it was published)."""
+    (a reader held the database open while it was published). Both approximate (exact_below
+    0), the kind with a FAISS file. ``flat``: the same corpus exact, with no FAISS file (its
+    index is built from the stored vectors)."""
     root = tmp_path_factory.mktemp("pristine")
     rng = random.Random(99)
     corpus = root / "corpus"
     write_corpus(corpus, rng, 8)
-    live = fake_settings(corpus, root / "live")
+    flat = Pristine(root / "flat", fake_settings(corpus, root / "flat"))
+    Engine(flat.settings, FakeEmbedder()).build()
+    flat.record(root / "scratch-flat")
+    live = fake_settings(corpus, root / "live", exact_below=0)
     Engine(live, FakeEmbedder()).build()
     (corpus / "notes00.md").write_text("# The harbour archive\n\nIt keeps the old maps.\n")
     Engine(live, FakeEmbedder()).build()
@@ -143,7 +148,7 @@ def pristine(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Pristine]:
     wal.states.append(plain.states[0])  # generation 2: the WAL's frames dropped
     wal.faiss_shas |= plain.faiss_shas
     assert wal.states[0][0] != plain.states[0][0], "the WAL generation must answer differently"
-    return {"plain": plain, "wal": wal}
+    return {"plain": plain, "wal": wal, "flat": flat}
 
 
 # --- damage ------------------------------------------------------------------------------------
@@ -187,9 +192,10 @@ DAMAGES: tuple[Damage, ...] = (bitflip, bitflip, truncate, overwrite, header, ze
 
 
 def cases(total: int) -> Iterator[tuple[int, str, str, Damage]]:
-    """(seed, state, file, damage): half on the database, the rest on FAISS and WAL files."""
+    """(seed, state, file, damage): most on the database (with and without a FAISS file),
+    the rest on FAISS and WAL files."""
     plan = [("plain", DB_NAME)] * 5 + [("plain", "faiss")] * 2 + [("wal", f"{DB_NAME}-wal")] * 2
-    plan += [("wal", DB_NAME)]
+    plan += [("wal", DB_NAME), ("flat", DB_NAME), ("flat", DB_NAME)]
     for n in range(total):
         state, target = plan[n % len(plan)]
         yield n, state, target, DAMAGES[(n // len(plan)) % len(DAMAGES)]

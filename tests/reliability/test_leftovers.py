@@ -40,12 +40,14 @@ NEW = "A new file about lighthouses: the Varn light burns whale oil.\n"
 def settings(tmp_path: Path) -> Settings:
     corpus = tmp_path / "corpus"
     shutil.copytree(SAMPLE_CORPUS, corpus)
-    return fake_settings(corpus, tmp_path / "index")
+    # approximate (IVF) generations: since index format 4 only they have a FAISS file to leave
+    return fake_settings(corpus, tmp_path / "index", exact_below=0)
 
 
 @pytest.fixture
 def fake_cli(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("askdoc.engine.Embedder", lambda _model="": FakeEmbedder())
+    monkeypatch.setattr("askdoc.engine.Embedder", lambda *_args, **_kwargs: FakeEmbedder())
+    monkeypatch.setenv("ASKDOC_EXACT_BELOW", "0")  # as the settings fixture: with a FAISS file
 
 
 def disk_full() -> sqlite3.OperationalError:
@@ -78,7 +80,7 @@ def test_a_commit_failing_on_a_full_disk_leaves_a_file_the_next_build_removes(
     assert leftovers(settings.index) == [] and (settings.index / orphan).is_file()
     assert verify_index(settings.index) == []  # not damage ...
 
-    monkeypatch.setattr("askdoc.engine.Embedder", lambda _model="": FakeEmbedder())
+    monkeypatch.setattr("askdoc.engine.Embedder", lambda *_args, **_kwargs: FakeEmbedder())
     capsys.readouterr()
     assert main(cli(settings, "verify")) == 0  # ... but named
     out = capsys.readouterr().out

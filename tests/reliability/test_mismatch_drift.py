@@ -37,7 +37,7 @@ def settings(tmp_path: Path) -> Settings:
 
 @pytest.fixture
 def fake_cli(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("askdoc.engine.Embedder", lambda _model="": FakeEmbedder())
+    monkeypatch.setattr("askdoc.engine.Embedder", lambda *_args, **_kwargs: FakeEmbedder())
 
 
 def test_other_dimension_is_refused_with_the_fix(settings: Settings) -> None:

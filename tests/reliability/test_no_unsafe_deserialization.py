@@ -61,7 +61,7 @@ class Toucher:
 def built(tmp_path: Path) -> Settings:
     corpus = tmp_path / "corpus"
     shutil.copytree(SAMPLE_CORPUS, corpus)
-    settings = fake_settings(corpus, tmp_path / "index")
+    settings = fake_settings(corpus, tmp_path / "index", exact_below=0)  # with a FAISS file
     Engine(settings, FakeEmbedder()).build()
     return settings
 

@@ -99,7 +99,7 @@ def assert_clean(output: str, where: str) -> None:
 @pytest.fixture
 def fake_cli(monkeypatch: pytest.MonkeyPatch) -> None:
     """``askdoc.cli.main`` with the fake embedder in place of the real model."""
-    monkeypatch.setattr("askdoc.engine.Embedder", lambda _model="": FakeEmbedder())
+    monkeypatch.setattr("askdoc.engine.Embedder", lambda *_args, **_kwargs: FakeEmbedder())
 
 
 @pytest.mark.timeout(1800)

@@ -67,6 +67,63 @@ def test_first_frame_comes_before_any_heavy_import(tmp_path: Path) -> None:
     assert result["first_frame_s"] < 5  # ~0.5 s measured (docs/tui.md); generous for busy CI
 
 
+ASK_PROBE = r"""
+import asyncio, json, sys
+from dataclasses import replace
+from pathlib import Path
+
+from askdoc.config import Settings
+from askdoc.tui.app import create_app
+from askdoc.tui.widgets import CitedSentence, QuestionInput
+
+settings = replace(Settings(), corpus=Path(sys.argv[1]), index=Path(sys.argv[2]))
+app = create_app(settings)
+
+
+async def main() -> None:
+    async with app.run_test(size=(120, 40)) as pilot:
+        while app.phase == "loading":
+            await pilot.pause(0.05)
+        field = app.query_one(QuestionInput)
+        field.focus()
+        field.value = "When was the agreement signed?"
+        await pilot.press("enter")
+        await pilot.pause(0.1)
+        while app.busy:
+            await pilot.pause(0.05)
+        result = {
+            "phase": app.phase,
+            "cited": len(app.query(CitedSentence)),
+            "modules": sorted(sys.modules),
+        }
+        Path(sys.argv[3]).write_text(json.dumps(result))
+
+
+asyncio.run(main())
+"""
+
+
+@pytest.mark.model
+def test_first_answer_without_torch(sample_engine: Engine, tmp_path: Path) -> None:
+    """A fresh `askdoc` process answers its first question through the model's ONNX export
+    (made by the session's index build): torch is never imported."""
+    out = tmp_path / "probe.json"
+    settings = sample_engine.settings
+    subprocess.run(
+        [sys.executable, "-c", ASK_PROBE, str(settings.corpus), str(settings.index), str(out)],
+        check=True,
+        timeout=120,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        cwd=tmp_path,
+    )
+    result = json.loads(out.read_text())
+    assert result["phase"] == "ready"
+    assert result["cited"] >= 1
+    modules = {m.split(".")[0] for m in result["modules"]}
+    assert "onnxruntime" in modules
+    assert not modules & {"torch", "sentence_transformers", "transformers"}
+
+
 @pytest.mark.model
 @pytest.mark.anyio
 async def test_chat_with_the_real_model(sample_engine: Engine) -> None:

@@ -13,7 +13,7 @@ from rich.text import Text
 
 from askdoc.cli.watch import cmd_watch
 from askdoc.config import Settings
-from askdoc.embedder import device_hint
+from askdoc.device import device_hint
 from askdoc.engine import Engine
 from askdoc.errors import AskdocError, QuestionError
 from askdoc.render import (
@@ -36,8 +36,15 @@ def cmd_index(args: argparse.Namespace, settings: Settings) -> int:
         report = engine.build(
             full=args.full, dry_run=args.dry_run, wait=args.wait, progress=progress
         )
+    print_notice(engine)
     console().print(report_text(report, settings), end="")
     return 0
+
+
+def print_notice(engine: Engine) -> None:
+    """The engine's one-line notice (the model runs on torch, not ONNX), on stderr."""
+    if engine.notice:
+        print(f"askdoc: {engine.notice}", file=sys.stderr)
 
 
 def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
@@ -45,6 +52,7 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
     if args.question == "-" or args.questions is not None:
         return cmd_ask_lines(engine, args)
     answer = engine.ask(args.question, k=args.k, mode=args.mode)
+    print_notice(engine)
     if args.json:
         print(json.dumps(answer_json(answer, settings.corpus), ensure_ascii=False, indent=2))
     else:
@@ -97,7 +105,7 @@ def answer_line(engine: Engine, question: str, k: int | None, mode: str | None) 
 
 def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     status = Engine(settings).status()
-    console().print(status_text(status, device_hint()), end="")
+    console().print(status_text(status, device_hint(settings.backend)), end="")
     return 1 if status.manifest is None else 0
 
 

@@ -163,6 +163,8 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
             err.print(Text("note: the corpus changed since the last `askdoc index`", style="dim"))
         with progress_bars(tty, stages) as progress:
             result = evaluate(engine, dataset, modes, k, progress)
+        if engine.notice:
+            err.print(Text(engine.notice, style="dim"))
     finally:
         engine.close()
     if args.beir is not None:

@@ -14,9 +14,11 @@ from askdoc.errors import IndexCorruptError, IndexMismatchError
 from askdoc.index import schema
 from askdoc.index.schema import DB_ERRORS, REBUILD, translate
 
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
 """2: per-row checksums, manifest checksum, passage and full-text digests.
-3: sentence vectors pooled at index time (the ``sentences`` table)."""
+3: sentence vectors pooled at index time (the ``sentences`` table).
+4: a flat generation keeps no FAISS file (``faiss_file`` is ""): readers build the exact index
+from the stored vectors, whose digest is ``faiss_sha256`` (one copy of each vector on disk)."""
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ faiss; this module only sequences it.
 
 from __future__ import annotations
 
+import hashlib
 import sqlite3
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -25,6 +26,7 @@ from askdoc.index.vectors import (
     build_faiss,
     faiss_file_ok,
     faiss_name,
+    rows_digest,
     write_faiss_file,
 )
 
@@ -36,8 +38,10 @@ def commit_generation(
     chunking: dict[str, Any],
     exact_below: int,
 ) -> Manifest:
-    """Inside an open write transaction: build the FAISS file for the rows as they now stand and
-    record it in a new manifest. The caller commits; until then readers keep the old generation."""
+    """Inside an open write transaction: build the FAISS file for the rows as they now stand (or,
+    below ``exact_below`` passages, only the digest of the rows readers will build the exact
+    index from) and record it in a new manifest. The caller commits; until then readers keep
+    the old generation."""
     db_path = index_dir / DB_NAME
     old = read_manifest(conn, db_path, publishing=True)
     generation = (old.generation if old else 0) + 1
@@ -45,11 +49,17 @@ def commit_generation(
     count = conn.execute(schema.PASSAGE_COUNT).fetchone()[0]
     kind = "flat" if count < exact_below else "ivf"
     rows = conn.execute(schema.PASSAGE_VECTORS)
-    index = build_faiss(_verified(rows, db_path), int(model["dimension"]), kind)
-    if index.ntotal != count:
-        raise IndexCorruptError(f"{index_dir}: {count - index.ntotal} passages have no vector")
-    name = faiss_name(generation)
-    digest = write_faiss_file(index, index_dir, name)
+    if kind == "flat":  # no file: readers build the exact index from these rows (format 4)
+        hasher = hashlib.sha256()
+        total = sum(1 for _ in rows_digest(_verified(rows, db_path), hasher))
+        name, digest = "", hasher.hexdigest()
+    else:
+        index = build_faiss(_verified(rows, db_path), int(model["dimension"]), kind)
+        total = index.ntotal
+        name = faiss_name(generation)
+        digest = write_faiss_file(index, index_dir, name)
+    if total != count:
+        raise IndexCorruptError(f"{index_dir}: {count - total} passages have no vector")
     manifest = Manifest(
         format_version=FORMAT_VERSION,
         model=model,

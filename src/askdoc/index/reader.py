@@ -39,7 +39,7 @@ from askdoc.index.schema import (
     require_index,
     translate,
 )
-from askdoc.index.vectors import load_faiss_file, valid_faiss_name
+from askdoc.index.vectors import flat_from_rows, in_memory, load_faiss_file, valid_faiss_name
 from askdoc.sentence_vectors import unpack
 from askdoc.types import Document, StoredChunk
 
@@ -175,7 +175,17 @@ class IndexReader:
             raise damaged(self.db_path, "the full-text index is damaged")
 
     def _load_faiss(self, manifest: Manifest) -> Any:
-        """The generation's FAISS file, checked against its sha256 before FAISS reads it."""
+        """The generation's FAISS file, checked against its sha256 before FAISS reads it; for a
+        flat generation, the exact index built from this snapshot's vectors, checked against
+        their digest."""
+        if in_memory(manifest):
+            index, digest = flat_from_rows(self.conn, int(manifest.model.get("dimension", 0)))
+            if digest != manifest.faiss_sha256:
+                raise IndexCorruptError(
+                    f"{self.db_path}: the stored passage vectors are damaged (checksum "
+                    f"mismatch): {REBUILD}"
+                )
+            return index
         name = manifest.faiss_file
         if not valid_faiss_name(name):
             raise IndexCorruptError(f"{self.db_path}: the manifest names an invalid file {name!r}")

@@ -7,7 +7,10 @@ Layout of ``index/``::
     askdoc.sqlite3           documents, chunks (+ FTS5), vectors, sentence vectors,
                              manifest (meta table), files skipped while reading, the rows of a
                              build in progress (``pending``)
-    vectors-<generation>.faiss  derived from the vectors; its sha256 is in the manifest
+    vectors-<generation>.faiss  approximate generations only (50,000 passages and up):
+                             IVF-SQ8 derived from the vectors; its sha256 is in the manifest.
+                             A flat generation has no file: its exact index is built from the
+                             stored vectors when it is opened (one copy of each vector).
     .lock                    flock held by the one writer (``lock``)
 
 Every served row carries a checksum and the manifest carries its own (``integrity``,
@@ -207,6 +210,10 @@ CHUNK_SEAL_COLUMNS = (
 """The passage columns ``integrity.chunk_row_sha256`` covers, in order."""
 UNSEALED_PASSAGES = f"SELECT {CHUNK_SEAL_COLUMNS} FROM chunks WHERE row_sha256 = '' LIMIT 2000"
 SEALED_PASSAGES = f"SELECT {CHUNK_SEAL_COLUMNS}, row_sha256 FROM chunks"
+FLAT_ROWS = (
+    "SELECT c.id, v.vector FROM chunks c JOIN vectors v ON v.hash = c.text_hash ORDER BY c.id"
+)
+"""The (chunk id, vector) rows a flat generation's exact index is built from."""
 FTS_TABLES = (
     ("chunks_fts_data", "id, block", "id"),
     ("chunks_fts_idx", "segid, term, pgno", "segid, term"),

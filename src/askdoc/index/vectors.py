@@ -1,15 +1,18 @@
 """The FAISS side of an index: build, write, load and check the vector index derived from the
 stored vectors. The only module that imports faiss (lazily).
 
-A generation's FAISS file is ``vectors-<generation>.faiss``: written to a temporary file,
-fsync'd, renamed, its sha256 recorded in the manifest; read back only after that checksum
-matches, so a damaged file is never handed to FAISS.
+An approximate generation's FAISS file is ``vectors-<generation>.faiss``: written to a temporary
+file, fsync'd, renamed, its sha256 recorded in the manifest; read back only after that checksum
+matches, so a damaged file is never handed to FAISS. A flat generation has no file (format 4):
+its exact index is built from the stored vectors when it is opened, checked against their
+digest (``flat_from_rows``).
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import sqlite3
 import stat
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -18,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from askdoc.errors import IndexCorruptError
+from askdoc.index import schema
 from askdoc.index.manifest import Manifest
 
 FAISS_PREFIX = "vectors-"
@@ -181,8 +185,34 @@ def faiss_ids(index: Any) -> np.ndarray:
     return np.sort(faiss.vector_to_array(index.id_map))
 
 
+def in_memory(manifest: Manifest) -> bool:
+    """A flat generation keeps no FAISS file: its exact index is built from the stored vectors
+    (one copy of each vector on disk; format 4). Its faiss_sha256 is ``rows_digest`` of them."""
+    return manifest.faiss_kind == "flat" and manifest.faiss_file == ""
+
+
+def rows_digest(rows: Iterable[tuple[int, bytes]], digest: Any) -> Iterator[tuple[int, bytes]]:
+    """Pass (chunk id, vector) rows through, feeding each to the hashlib object ``digest``."""
+    for chunk_id, blob in rows:
+        digest.update(int(chunk_id).to_bytes(8, "little", signed=True))
+        digest.update(blob)
+        yield chunk_id, blob
+
+
+def flat_from_rows(conn: sqlite3.Connection, dim: int) -> tuple[Any, str]:
+    """The exact index of a flat generation, built from the vectors the connection's snapshot
+    holds (~10 ms per 2,000 passages), and the sha256 of those rows to check against the
+    manifest."""
+    digest = hashlib.sha256()
+    index = build_faiss(rows_digest(conn.execute(schema.FLAT_ROWS), digest), dim, "flat")
+    return index, digest.hexdigest()
+
+
 def faiss_file_ok(index_dir: Path, manifest: Manifest) -> bool:
-    """Whether the generation's FAISS file is there, matches its checksum and FAISS reads it."""
+    """Whether the generation's FAISS file is there, matches its checksum and FAISS reads it
+    (always, for a flat generation, which has none)."""
+    if in_memory(manifest):
+        return True
     if not valid_faiss_name(manifest.faiss_file):
         return False
     try:

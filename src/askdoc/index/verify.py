@@ -42,6 +42,8 @@ from askdoc.index.vectors import (
     FAISS_PREFIX,
     FAISS_SUFFIX,
     faiss_ids,
+    flat_from_rows,
+    in_memory,
     load_faiss_file,
     valid_faiss_name,
 )
@@ -123,14 +125,20 @@ def _verify_snapshot(conn: sqlite3.Connection, index_dir: Path) -> list[str]:
 
 def _check_faiss(conn: sqlite3.Connection, index_dir: Path, manifest: Manifest) -> list[str]:
     name = manifest.faiss_file
-    if not valid_faiss_name(name):
+    if in_memory(manifest):  # flat: the index readers build from the stored vectors
+        name = f"{DB_NAME} (passage vectors)"
+        index, digest = flat_from_rows(conn, int(manifest.model.get("dimension", 0)))
+        if digest != manifest.faiss_sha256:
+            return [f"{name}: checksum mismatch (the stored vectors are damaged)"]
+    elif not valid_faiss_name(name):
         return [f"{DB_NAME}: the manifest names an invalid file {name!r}"]
-    try:
-        index = load_faiss_file(index_dir / name, manifest.faiss_sha256)
-    except FileNotFoundError:
-        return [f"{name}: missing"]
-    except AskdocError as exc:
-        return [str(exc)]
+    else:
+        try:
+            index = load_faiss_file(index_dir / name, manifest.faiss_sha256)
+        except FileNotFoundError:
+            return [f"{name}: missing"]
+        except AskdocError as exc:
+            return [str(exc)]
     if index.ntotal != manifest.chunks:
         return [f"{name}: {index.ntotal} vectors but {manifest.chunks} passages"]
     ids = faiss_ids(index) if hasattr(index, "id_map") else None

@@ -88,7 +88,9 @@ class AskdocApp(WatchingChat):
         self.query_one(QuestionInput).focus()
         self.show_state()
         self.action_refresh_status()
-        # The model loads after the first frame: its imports hold the GIL for seconds.
+        # The index opens after the first frame (faiss's import holds the GIL); the model's
+        # ONNX export is read meanwhile (onnxruntime releases it), if there is one.
+        self.engine.preload()
         self.call_after_refresh(self.start_load)
         self.set_interval(60, self.action_refresh_status)
         if self.watch_at_start:
@@ -134,6 +136,8 @@ class AskdocApp(WatchingChat):
     def on_load_finished(self, message: LoadFinished) -> None:
         error = message.error
         self.model_loaded = not isinstance(error, ModelError)
+        if self.engine.notice:
+            self.add_note(self.engine.notice, "warning")
         if error is None:
             self.phase = "ready"
             self.query(IndexPanel).remove()
