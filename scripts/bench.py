@@ -285,7 +285,7 @@ def chunk_texts(index: Path, path: str | None = None) -> list[str]:
 
 def bench_indexing(b: Bench) -> None:
     from askdoc.config import Settings
-    from askdoc.indexer import Indexer
+    from askdoc.index.writer import IndexWriter as Indexer
 
     b.section(
         "indexing: `askdoc index` (ONNX) vs raw sentence-transformers model.encode (torch) on the "
@@ -439,7 +439,7 @@ def bench_indexing(b: Bench) -> None:
 
 
 def bench_resume(b: Bench) -> None:
-    from askdoc.indexer import EMBED_GROUP
+    from askdoc.index.pending import EMBED_GROUP
 
     b.section(f"resume: kill a build mid-way, rerun (vector groups of {EMBED_GROUP})")
     groups = 2
@@ -676,7 +676,7 @@ def bench_memory(b: Bench) -> None:
 
 
 def faiss_file(index: Path) -> list[str]:
-    from askdoc.store import read_manifest
+    from askdoc.index.manifest import read_manifest
 
     conn = sqlite3.connect(index / "askdoc.sqlite3")
     try:
@@ -724,7 +724,7 @@ def build_other(kind: str, base: np.ndarray) -> Any:
     of topic-sorted vectors (what training on rows in document order does), for contrast."""
     import faiss
 
-    from askdoc.store import build_faiss, ivf_layout
+    from askdoc.index.vectors import build_faiss, ivf_layout
 
     dim = base.shape[1]
     if kind in ("flat", "ivf"):
@@ -762,7 +762,7 @@ def bench_faiss(b: Bench, sizes: Sequence[int]) -> None:
     import faiss
 
     from askdoc.config import Settings
-    from askdoc.store import write_faiss_file
+    from askdoc.index.vectors import write_faiss_file
 
     b.section(
         "FAISS: real-model vectors of generated text (resampled past 3,000); "

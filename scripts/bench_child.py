@@ -203,7 +203,7 @@ def cmd_latency(args: argparse.Namespace) -> None:
 def cmd_build(args: argparse.Namespace) -> None:
     from bench_stub import StubEmbedder
 
-    from askdoc.indexer import Indexer
+    from askdoc.index.writer import IndexWriter as Indexer
 
     embedder = StubEmbedder(delay=args.delay)
     settings = settings_for(args)
@@ -231,7 +231,7 @@ def cmd_faissmem(args: argparse.Namespace) -> None:
 
     import faiss  # noqa: F401  (imported before the baseline is taken)
 
-    from askdoc.store import load_faiss_file
+    from askdoc.index.vectors import load_faiss_file
 
     gc.collect()
     before = rss_mb()

@@ -18,12 +18,13 @@ import numpy as np
 from bench_stub import jitter
 
 from askdoc.config import Settings
-from askdoc.generations import commit_generation
-from askdoc.indexer import _vector_salt, chunking_settings, model_manifest
-from askdoc.integrity import vector_sha256
+from askdoc.index.integrity import vector_sha256
+from askdoc.index.manifest import Manifest
+from askdoc.index.publish import commit_generation
+from askdoc.index.schema import DB_NAME, SCHEMA, connect, transaction
+from askdoc.index.schema import text_hash as store_text_hash
+from askdoc.index.writer import _vector_salt, chunking_settings, model_manifest
 from askdoc.sentence_vectors import body_spans, pack
-from askdoc.store import DB_NAME, SCHEMA, Manifest, connect, transaction
-from askdoc.store import text_hash as store_text_hash
 
 
 def write_index(

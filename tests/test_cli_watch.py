@@ -19,7 +19,8 @@ import pytest
 from askdoc.cli import main
 from askdoc.config import Settings
 from askdoc.engine import Engine
-from askdoc.store import DB_NAME, connect, list_documents, read_manifest
+from askdoc.index.manifest import read_manifest
+from askdoc.index.schema import DB_NAME, connect, list_documents
 from tests.conftest import REPO, FakeEmbedder
 
 WAIT = 60.0

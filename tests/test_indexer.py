@@ -9,14 +9,16 @@ from pathlib import Path
 
 import pytest
 
-from askdoc import generations, store
+from askdoc.cli import main
 from askdoc.config import Settings
 from askdoc.engine import Engine
 from askdoc.errors import CorpusError, IndexBusyError, IndexMismatchError, NoIndexError
-from askdoc.index_reader import IndexReader
-from askdoc.indexer import chunking_settings, model_manifest
-from askdoc.store import IndexLock
-from askdoc.verify import verify_index
+from askdoc.index import publish as generations
+from askdoc.index import schema as store
+from askdoc.index.lock import IndexLock
+from askdoc.index.reader import IndexReader
+from askdoc.index.verify import verify_index
+from askdoc.index.writer import chunking_settings, model_manifest
 from tests.conftest import FakeEmbedder
 
 EXTRA = (
@@ -198,7 +200,7 @@ def test_failed_publish_keeps_previous_index(
         real(*args, **kwargs)  # FAISS file written, manifest updated, not committed
         raise RuntimeError("simulated crash before commit")
 
-    monkeypatch.setattr("askdoc.indexer.commit_generation", crash)
+    monkeypatch.setattr("askdoc.index.writer.commit_generation", crash)
     with pytest.raises(RuntimeError):
         Engine(settings, FakeEmbedder()).build()
     monkeypatch.undo()
@@ -245,7 +247,7 @@ def test_damaged_stored_vector_of_a_flat_index_is_detected(
     """A changed vector whose row checksum was changed with it (so only the manifest's digest
     of the vectors can tell) is refused, not served."""
     from askdoc.errors import IndexCorruptError
-    from askdoc.integrity import vector_sha256
+    from askdoc.index.integrity import vector_sha256
 
     fake_engine.build()
     fake_engine.close()
@@ -321,3 +323,20 @@ def test_term_frequencies_follow_the_generation(fake_engine: Engine, settings: S
     with reader.snapshot():
         assert reader.term_frequency('"penguins"') == 1
         assert reader.term_frequency('"penguin"') == 1  # porter stem, as FTS5 indexed it
+
+
+def test_verify_accepts_the_repositorys_gitkeep(
+    fake_engine: Engine, settings: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A fresh clone's index/ holds the tracked .gitkeep: once built, `askdoc verify` says ok
+    (exit 0); a file askdoc does not know is still reported."""
+    settings.index.mkdir(parents=True)
+    (settings.index / ".gitkeep").write_text("")
+    fake_engine.build()
+    fake_engine.close()
+    argv = ["--index", str(settings.index), "--corpus", str(settings.corpus), "verify"]
+    assert main(argv) == 0
+    assert capsys.readouterr().out.strip() == f"{settings.index}: ok"
+    (settings.index / "notes.txt").write_text("mine")
+    assert main(argv) == 1
+    assert "notes.txt: unexpected file" in capsys.readouterr().out

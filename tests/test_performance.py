@@ -10,7 +10,13 @@ import pytest
 
 from askdoc.embedder import Embedder
 from askdoc.errors import IndexCorruptError
-from askdoc.store import build_faiss, faiss_ids, ivf_layout, load_faiss_file, write_faiss_file
+from askdoc.index.vectors import (
+    build_faiss,
+    faiss_ids,
+    ivf_layout,
+    load_faiss_file,
+    write_faiss_file,
+)
 
 DIM = 384
 

@@ -13,12 +13,10 @@ import pytest
 
 from askdoc.config import Settings
 from askdoc.engine import Engine
-from askdoc.index_reader import IndexReader
+from askdoc.index.reader import IndexReader
 from askdoc.retrieval import (
-    BM25_K1,
     FusionParams,
     bm25_bound,
-    bm25_idf,
     diversify,
     fuse,
     fuse_scores,
@@ -27,7 +25,8 @@ from askdoc.retrieval import (
     overlaps,
     search,
 )
-from askdoc.text import build_fts_query, content_terms, fts_query, fts_term, rare_terms
+from askdoc.text import BM25_K1, build_fts_query, content_terms, fts_query, fts_term, rare_terms
+from askdoc.text import idf as bm25_idf
 from askdoc.types import Chunk, StoredChunk
 from tests.conftest import FakeEmbedder
 

@@ -15,12 +15,12 @@ from askdoc.config import Settings
 from askdoc.embedder import Embedder
 from askdoc.engine import Engine
 from askdoc.errors import IndexCorruptError
+from askdoc.index.schema import DB_NAME
+from askdoc.index.verify import verify_index
 from askdoc.ingest.sentences import split_sentences
 from askdoc.render import passage_text, source_json
 from askdoc.sentence_vectors import body_spans, pack, pool, unpack
-from askdoc.store import DB_NAME
 from askdoc.types import Chunk, Hit
-from askdoc.verify import verify_index
 from tests.conftest import FakeEmbedder
 
 

@@ -15,11 +15,11 @@ from askdoc.cli import main
 from askdoc.config import Settings
 from askdoc.engine import Engine
 from askdoc.errors import TransientReadError
+from askdoc.index.schema import DB_NAME
+from askdoc.index.verify import verify_index
 from askdoc.ingest.chunking import ChunkSettings
 from askdoc.ingest.isolation import IsolatedReader, WorkerConfig, isolated_reader
 from askdoc.ingest.readers import FileEntry
-from askdoc.store import DB_NAME
-from askdoc.verify import verify_index
 from tests.conftest import FakeEmbedder
 
 SAMPLE = "north-korea-russia-alliance.txt"

@@ -17,8 +17,9 @@ from askdoc import watch
 from askdoc.config import Settings
 from askdoc.engine import Engine
 from askdoc.errors import BuildStopped
-from askdoc.lock import IndexLock
-from askdoc.store import DB_NAME, connect, list_documents, read_manifest
+from askdoc.index.lock import IndexLock
+from askdoc.index.manifest import read_manifest
+from askdoc.index.schema import DB_NAME, connect, list_documents
 from askdoc.watch import CorpusFilter, WatchedBuild, keep_current, stoppable
 from tests.conftest import FakeEmbedder
 
@@ -274,7 +275,7 @@ def test_corpus_filter(tmp_path: Path, path: str, kept: bool) -> None:
 
 
 def test_worth_telling() -> None:
-    from askdoc.indexer import BuildReport
+    from askdoc.index.writer import BuildReport
     from askdoc.ingest.readers import Skipped
 
     assert WatchedBuild(None, error="busy").worth_telling

@@ -3,7 +3,6 @@ sources, attach exact citation spans, and decide when the documents do not answe
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -12,7 +11,7 @@ import numpy as np
 
 from askdoc.ingest import split_sentences
 from askdoc.refusal import FEATURES, RefusalModel, asked_type, gather, holds_type
-from askdoc.text import MIN_ANSWER_WORDS, content_terms, stem, words
+from askdoc.text import MIN_ANSWER_WORDS, content_terms, idf, stem, words
 from askdoc.types import Answer, AnswerSentence, Hit, Source
 
 NOT_FOUND = "Not found in the documents."
@@ -114,11 +113,12 @@ def sentence_candidates(hits: Sequence[Hit]) -> list[SentenceCandidate]:
 
 
 def term_weights(question: str, doc_freq: DocFreqFn, total: int) -> dict[str, float]:
-    """idf of each content term of the question (rare terms weigh most), keyed by stem."""
+    """``text.idf`` of each content term of the question (rare terms weigh most), keyed by
+    stem."""
     weights: dict[str, float] = {}
     for term in content_terms(question):
         df = doc_freq(term)
-        weights[stem(term)] = max(weights.get(stem(term), 0.0), math.log((total + 1) / (df + 0.5)))
+        weights[stem(term)] = max(weights.get(stem(term), 0.0), idf(df, total))
     return weights
 
 

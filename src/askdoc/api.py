@@ -23,9 +23,9 @@ from askdoc.errors import (
     NoIndexError,
     QuestionError,
 )
-from askdoc.indexer import BuildReport
+from askdoc.index.manifest import Manifest
+from askdoc.index.writer import BuildReport
 from askdoc.ingest import Skipped
-from askdoc.manifest import Manifest
 from askdoc.render import answer_json, source_json
 from askdoc.types import Answer, AnswerSentence, Document, Source
 from askdoc.watch import WatchedBuild, keep_current

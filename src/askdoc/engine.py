@@ -15,22 +15,21 @@ from askdoc.config import MODES, Settings, checked
 from askdoc.embedder import Embedder
 from askdoc.errors import AskdocError, ConfigError, ModelError, QuestionError
 from askdoc.followup import is_follow_up, rewrite_follow_up
-from askdoc.index_reader import IndexReader
-from askdoc.indexer import BuildReport, Indexer, Progress, chunking_settings, model_manifest
+from askdoc.index.integrity import remembered_skips
+from askdoc.index.manifest import Manifest, read_manifest
+from askdoc.index.planning import applies, reader_fingerprint
+from askdoc.index.reader import IndexReader
+from askdoc.index.schema import DB_NAME, DocumentRecord, SkippedRecord, connect, list_documents
+from askdoc.index.writer import (
+    BuildReport,
+    IndexWriter,
+    Progress,
+    chunking_settings,
+    model_manifest,
+)
 from askdoc.ingest import Skipped, scan_corpus
-from askdoc.planning import applies, reader_fingerprint
 from askdoc.refusal import RefusalModel, without_names
 from askdoc.retrieval import FusionParams, search
-from askdoc.store import (
-    DB_NAME,
-    DocumentRecord,
-    Manifest,
-    SkippedRecord,
-    connect,
-    list_documents,
-    read_manifest,
-    remembered_skips,
-)
 from askdoc.text import clean_text, content_terms, fts_term
 from askdoc.types import Answer, Document, Source
 
@@ -263,7 +262,7 @@ class Engine:
         progress: Progress | None = None,
     ) -> BuildReport:
         """Update the index; a loaded reader switches to the new generation on its next query."""
-        report = Indexer(self.settings, self.embedder).build(full, dry_run, wait, progress)
+        report = IndexWriter(self.settings, self.embedder).build(full, dry_run, wait, progress)
         if self.embedder.loaded:
             self.embedder.set_threads(1)
         return report

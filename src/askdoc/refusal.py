@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from askdoc.text import STOPWORDS, stem, words
+from askdoc.text import STOPWORDS, idf, stem, words
 
 DocFreqFn = Callable[[str], int]
 
@@ -237,8 +237,7 @@ def gather(
         df = freqs[term] if term in freqs else doc_freq(term)
         if df == 0 and term not in freqs:
             continue  # an ordinary word the documents never use says nothing either way
-        idf = math.log((total + 1) / (df + 0.5))
-        weights[term] = idf * (2.0 if term in freqs else 1.0)
+        weights[term] = idf(df, total) * (2.0 if term in freqs else 1.0)
     kind = asked_type(question)
     holds = 0.5 if not kind else float(holds_type(kind, best.text, question))
     other = next((c for c in scored if c.text != best.text), None)

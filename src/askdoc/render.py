@@ -20,7 +20,7 @@ from askdoc.types import Answer, Source
 if TYPE_CHECKING:
     from askdoc.config import Settings
     from askdoc.engine import Status
-    from askdoc.indexer import BuildReport
+    from askdoc.index.writer import BuildReport
 
 NOT_FOUND = "Not found in the documents."
 SOURCES_TITLE = "Sources"

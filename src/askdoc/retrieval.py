@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass, replace
 
 import numpy as np
 
-from askdoc.index_reader import IndexReader
-from askdoc.text import KEEP_RAREST, content_terms, fts_query, fts_term, rare_terms
+from askdoc.index.reader import IndexReader
+from askdoc.text import BM25_K1, KEEP_RAREST, content_terms, fts_query, fts_term, idf, rare_terms
 from askdoc.types import Hit, StoredChunk
 
 CANDIDATES = 50
@@ -82,7 +81,7 @@ def bm25_bound(reader: IndexReader, text: str, total: int) -> float:
     """The highest BM25 score a passage could reach for ``text``: ``(k1 + 1) * sum(idf)`` over
     its content terms found in the index. Call inside a snapshot."""
     freqs = [reader.term_frequency(fts_term(t)) for t in content_terms(text)]
-    return (BM25_K1 + 1) * sum(bm25_idf(df, total) for df in freqs if df > 0)
+    return (BM25_K1 + 1) * sum(idf(df, total) for df in freqs if df > 0)
 
 
 def overlaps(a: StoredChunk, b: StoredChunk) -> bool:
@@ -121,16 +120,6 @@ def diversify(
     return picked
 
 
-BM25_K1 = 1.2
-"""FTS5's bm25() constant k1 (fts5_aux.c): one term adds less than idf * (k1 + 1) to a score."""
-
-
-def bm25_idf(doc_freq: int, total: int) -> float:
-    """FTS5's bm25() idf of a term found in ``doc_freq`` of ``total`` rows (fts5_aux.c)."""
-    idf = math.log((total - doc_freq + 0.5) / (doc_freq + 0.5))
-    return idf if idf > 0.0 else 1e-6
-
-
 def lexical_search(
     reader: IndexReader, text: str, total: int, k: int, common_fraction: float
 ) -> list[tuple[int, float]]:
@@ -161,7 +150,7 @@ def lexical_search(
     found = reader.lexical(f"({with_rare}) AND ({with_common})", k)
     found += reader.lexical(f"({with_rare}) NOT ({with_common})", k)
     best = sorted(found, key=lambda hit: (-hit[1], hit[0]))[:k]
-    only_common = (BM25_K1 + 1) * sum(bm25_idf(df, total) for _, df in common)
+    only_common = (BM25_K1 + 1) * sum(idf(df, total) for _, df in common)
     if len(best) == k and best[-1][1] > only_common:
         return best
     return reader.lexical(full, k)

@@ -20,7 +20,7 @@ from askdoc.ingest import SUPPORTED_SUFFIXES
 if TYPE_CHECKING:
     from askdoc.config import Settings
     from askdoc.engine import Engine
-    from askdoc.indexer import BuildReport, Progress
+    from askdoc.index.writer import BuildReport, Progress
 
 QUIET_MS = 400
 """A burst of changes (an editor's save, a copy of many files) ends after this much quiet."""

@@ -28,9 +28,13 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(REPO), str(REPO / "src")]
 
-from askdoc import generations, indexer, staging, store  # noqa: E402
 from askdoc.config import Settings  # noqa: E402
-from askdoc.indexer import Indexer  # noqa: E402
+from askdoc.index import pending as staging  # noqa: E402
+from askdoc.index import publish as generations  # noqa: E402
+from askdoc.index import schema as store  # noqa: E402
+from askdoc.index import vectors  # noqa: E402
+from askdoc.index import writer as indexer  # noqa: E402
+from askdoc.index.writer import IndexWriter as Indexer  # noqa: E402
 from askdoc.ingest import isolation  # noqa: E402
 from tests.conftest import FakeEmbedder  # noqa: E402
 
@@ -45,7 +49,7 @@ TARGETS: dict[str, tuple[Any, str]] = {
     "fsync": (os, "fsync"),  # before: the FAISS temp file is written but not yet durable
     "write_faiss": (generations, "write_faiss_file"),
     "replace": (os, "replace"),  # before: the FAISS file is not yet in place
-    "fsync_dir": (store, "_fsync_dir"),
+    "fsync_dir": (vectors, "fsync_dir"),
     "manifest": (generations, "write_manifest"),
     "commit": (indexer, "remove_stale_files"),  # before = just after the publishing COMMIT
 }

@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from askdoc.config import Settings
-from askdoc.index_reader import IndexReader
-from askdoc.indexer import chunking_settings, model_manifest
-from askdoc.store import DB_NAME
+from askdoc.index.reader import IndexReader
+from askdoc.index.schema import DB_NAME
+from askdoc.index.writer import chunking_settings, model_manifest
 from tests.conftest import FakeEmbedder
 
 FULL = os.environ.get("ASKDOC_RELIABILITY_FULL") == "1"

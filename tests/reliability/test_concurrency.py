@@ -24,7 +24,7 @@ from reliability_helpers import (
 )
 
 from askdoc.engine import Engine
-from askdoc.index_reader import IndexReader
+from askdoc.index.reader import IndexReader
 from askdoc.text import build_fts_query
 from tests.conftest import FakeEmbedder
 

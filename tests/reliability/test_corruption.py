@@ -31,8 +31,8 @@ from askdoc.cli import main
 from askdoc.config import Settings
 from askdoc.engine import Engine
 from askdoc.errors import IndexCorruptError
-from askdoc.store import DB_NAME
-from askdoc.verify import verify_index
+from askdoc.index.schema import DB_NAME
+from askdoc.index.verify import verify_index
 from tests.conftest import SAMPLE_CORPUS, FakeEmbedder
 
 QUESTIONS = (
@@ -281,7 +281,7 @@ def test_repair_of_faiss_file_is_verified(pristine: dict[str, Pristine], tmp_pat
     settings = fake_settings(pristine["plain"].settings.corpus, index)
     from reliability_helpers import fake_identity
 
-    from askdoc.index_reader import IndexReader
+    from askdoc.index.reader import IndexReader
 
     with pytest.raises(IndexCorruptError, match=faiss_file.name):
         IndexReader(index, *fake_identity(settings), repair=False)

@@ -25,8 +25,8 @@ from hostile_files import OUTSIDE_MARKER, write_good, write_hostile
 from reliability_helpers import fake_settings, figure
 
 from askdoc.engine import Engine
-from askdoc.store import DB_NAME
-from askdoc.verify import verify_index
+from askdoc.index.schema import DB_NAME
+from askdoc.index.verify import verify_index
 from tests.conftest import FakeEmbedder
 
 FILE_TIMEOUT = 5.0

@@ -39,7 +39,7 @@ from reliability_helpers import (
 from askdoc.config import Settings
 from askdoc.engine import Engine
 from askdoc.errors import NoIndexError
-from askdoc.verify import verify_index
+from askdoc.index.verify import verify_index
 from tests.conftest import FakeEmbedder
 
 ANCHOR = "The lighthouse keeper of Varn kept the beacon burning through the winter storms."
@@ -268,14 +268,15 @@ def test_a_killed_small_build_keeps_what_it_embedded_up_to_30_s_before(
 ) -> None:
     """Below one embedding group (4,096 passages) a kill used to lose every vector: they are
     now also committed at most every COMMIT_SECONDS of embedding."""
-    from askdoc import indexer
+    from askdoc.index import writer as indexer
+    from askdoc.index.pending import EMBED_GROUP
 
     corpus = Corpus(tmp_path / "corpus", random.Random(3))
     for _ in range(150):
         corpus.add()
     settings = fake_settings(corpus.root, tmp_path / "index", chunk_tokens=40, chunk_overlap=0)
     total = Engine(replace(settings, index=tmp_path / "twin"), FakeEmbedder()).build().embedded
-    assert 1_000 < total < indexer.EMBED_GROUP
+    assert 1_000 < total < EMBED_GROUP
     clock = Clock()
     monkeypatch.setattr(indexer, "clock", clock)
     per_passage = 0.1

@@ -23,13 +23,14 @@ from reliability_helpers import (
     runner_env,
 )
 
-from askdoc import generations, store
 from askdoc.cli import main
 from askdoc.config import Settings
 from askdoc.engine import Engine
 from askdoc.errors import AskdocError
-from askdoc.store import DB_NAME
-from askdoc.verify import verify_index
+from askdoc.index import publish as generations
+from askdoc.index import vectors as store
+from askdoc.index.schema import DB_NAME
+from askdoc.index.verify import verify_index
 from tests.conftest import SAMPLE_CORPUS, FakeEmbedder
 
 NEW = "A new file about lighthouses: the Varn light burns whale oil.\n"

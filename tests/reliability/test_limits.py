@@ -15,8 +15,8 @@ import pytest
 from reliability_helpers import WORDS, fake_settings, figure, run_runner, scaled
 
 from askdoc.engine import Engine
+from askdoc.index.schema import DB_NAME
 from askdoc.ingest.isolation import IsolatedReader
-from askdoc.store import DB_NAME
 from tests.conftest import SAMPLE_CORPUS, FakeEmbedder
 
 MB = 1 << 20

@@ -17,10 +17,10 @@ from askdoc.cli import main
 from askdoc.config import Settings
 from askdoc.engine import Engine
 from askdoc.errors import IndexMismatchError
-from askdoc.index_reader import IndexReader
-from askdoc.manifest import FORMAT_VERSION, manifest_checksum
-from askdoc.store import DB_NAME
-from askdoc.verify import verify_index
+from askdoc.index.manifest import FORMAT_VERSION, manifest_checksum
+from askdoc.index.reader import IndexReader
+from askdoc.index.schema import DB_NAME
+from askdoc.index.verify import verify_index
 from tests.conftest import SAMPLE_CORPUS, FakeEmbedder
 
 QUESTION = "Who signed the strategic partnership agreement?"

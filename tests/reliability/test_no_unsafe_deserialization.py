@@ -25,10 +25,11 @@ from reliability_helpers import REPO, fake_identity, fake_settings
 from askdoc.config import Settings
 from askdoc.engine import Engine
 from askdoc.errors import IndexCorruptError
-from askdoc.index_reader import IndexReader
-from askdoc.manifest import manifest_checksum
-from askdoc.store import DB_NAME, sha256_file
-from askdoc.verify import verify_index
+from askdoc.index.manifest import manifest_checksum
+from askdoc.index.reader import IndexReader
+from askdoc.index.schema import DB_NAME
+from askdoc.index.vectors import sha256_file
+from askdoc.index.verify import verify_index
 from tests.conftest import SAMPLE_CORPUS, FakeEmbedder
 
 QUESTION = "Who signed the strategic partnership agreement?"

@@ -12,9 +12,9 @@ from tui_helpers import EmbedderFactory, ask, ready, wait_for, widget_text
 
 from askdoc.config import Settings
 from askdoc.engine import Engine
-from askdoc.indexer import BuildReport
+from askdoc.index.lock import IndexLock
+from askdoc.index.writer import BuildReport
 from askdoc.ingest.readers import Skipped
-from askdoc.lock import IndexLock
 from askdoc.tui.app import AskdocApp, create_app
 from askdoc.tui.commands import COMMANDS
 from askdoc.tui.screens import KEYS

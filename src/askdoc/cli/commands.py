@@ -114,8 +114,8 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
-    from askdoc.repair import leftover_notes, repair_index
-    from askdoc.verify import verify_index
+    from askdoc.index.repair import leftover_notes, repair_index
+    from askdoc.index.verify import verify_index
 
     out = console()
     if getattr(args, "repair", False):

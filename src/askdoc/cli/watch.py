@@ -14,7 +14,7 @@ from types import FrameType
 
 from askdoc.config import Settings
 from askdoc.engine import Engine
-from askdoc.indexer import Progress
+from askdoc.index.writer import Progress
 from askdoc.render import console, progress_bars, report_text, safe
 from askdoc.watch import WatchedBuild, keep_current
 

@@ -12,7 +12,7 @@ if TYPE_CHECKING:
 
     from askdoc.engine import Status
     from askdoc.errors import AskdocError
-    from askdoc.indexer import BuildReport
+    from askdoc.index.writer import BuildReport
     from askdoc.types import Answer, Document, Source
 
 

@@ -20,7 +20,7 @@ from askdoc.render import (
 )
 
 if TYPE_CHECKING:
-    from askdoc.indexer import BuildReport
+    from askdoc.index.writer import BuildReport
     from askdoc.types import Answer, AnswerSentence, Source
 
 

@@ -10,7 +10,7 @@ import time
 from textual import work
 
 from askdoc.errors import AskdocError
-from askdoc.indexer import BuildReport
+from askdoc.index.writer import BuildReport
 from askdoc.tui import texts
 from askdoc.tui.chat import ChatBase
 from askdoc.tui.messages import CorpusChanged, WatchEnded

@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 
 from askdoc.config import Settings
 from askdoc.errors import ReadError
+from askdoc.index.schema import DocumentRecord, SkippedRecord
 from askdoc.ingest import FileEntry, Skipped, size_label
-from askdoc.store import DocumentRecord, SkippedRecord
 
 READER_VERSION = 1
 """Bump when a parser reads differently: every remembered skipped file is then read again."""

@@ -18,38 +18,41 @@ from typing import Any
 import numpy as np
 
 from askdoc.errors import AskdocError, IndexCorruptError
-from askdoc.integrity import (
-    CHUNK_SEAL_COLUMNS,
-    DB_ERRORS,
+from askdoc.index import schema
+from askdoc.index.integrity import (
     chunk_row_sha256,
     chunks_digest,
     document_content_sha256,
     document_row_sha256,
     fts_digest,
-    translate,
+    remembered_skips,
     vector_sha256,
 )
-from askdoc.sentence_vectors import unpack
-from askdoc.store import (
+from askdoc.index.lock import LOCK_NAME
+from askdoc.index.manifest import FORMAT_VERSION, Manifest, read_manifest
+from askdoc.index.schema import (
+    DB_ERRORS,
     DB_NAME,
+    connect,
+    has_table,
+    require_index,
+    translate,
+)
+from askdoc.index.vectors import (
     FAISS_PREFIX,
     FAISS_SUFFIX,
-    FORMAT_VERSION,
-    LOCK_NAME,
-    Manifest,
-    connect,
     faiss_ids,
     flat_from_rows,
-    has_table,
     in_memory,
     load_faiss_file,
-    read_manifest,
-    remembered_skips,
-    require_index,
     valid_faiss_name,
 )
+from askdoc.sentence_vectors import unpack
 
 _KNOWN = {DB_NAME, f"{DB_NAME}-wal", f"{DB_NAME}-shm", f"{DB_NAME}-journal", LOCK_NAME}
+KEPT_BY_GIT = {".gitkeep", ".gitignore"}
+"""Files a repository keeps to hold the index folder (askdoc's own has index/.gitkeep): not
+askdoc's, not unexpected either."""
 
 
 def verify_index(index_dir: Path) -> list[str]:
@@ -85,25 +88,25 @@ def unexpected_files(index_dir: Path) -> list[str]:
         name = path.name
         faiss = valid_faiss_name(name)
         temp = name.startswith("." + FAISS_PREFIX) and ".tmp-" in name and FAISS_SUFFIX in name
-        if name not in _KNOWN and not faiss and not temp:
+        if name not in _KNOWN | KEPT_BY_GIT and not faiss and not temp:
             problems.append(f"{name}: unexpected file (askdoc never reads it; remove it)")
     return problems
 
 
 def _verify(conn: sqlite3.Connection, index_dir: Path) -> list[str]:
-    conn.execute("BEGIN")  # one snapshot, even while a build publishes
+    conn.execute(schema.BEGIN_READ)  # one snapshot, even while a build publishes
     try:
         problems = _verify_snapshot(conn, index_dir)
     finally:
         if conn.in_transaction:
-            conn.execute("COMMIT")
+            conn.execute(schema.COMMIT)
     if not problems:
         problems = _fts_integrity(conn)
     return problems
 
 
 def _verify_snapshot(conn: sqlite3.Connection, index_dir: Path) -> list[str]:
-    rows = conn.execute("PRAGMA integrity_check(5)").fetchall()
+    rows = conn.execute(schema.INTEGRITY_CHECK).fetchall()
     if [r[0] for r in rows] != ["ok"]:
         found = "; ".join(str(r[0]) for r in rows)
         return [f"{DB_NAME}: SQLite integrity check failed ({found})"]
@@ -139,7 +142,7 @@ def _check_faiss(conn: sqlite3.Connection, index_dir: Path, manifest: Manifest) 
     if index.ntotal != manifest.chunks:
         return [f"{name}: {index.ntotal} vectors but {manifest.chunks} passages"]
     ids = faiss_ids(index) if hasattr(index, "id_map") else None
-    rows = conn.execute("SELECT id FROM chunks ORDER BY id")
+    rows = conn.execute(schema.PASSAGE_IDS)
     stored = np.fromiter((r[0] for r in rows), dtype=np.int64)
     if ids is not None and not np.array_equal(ids, stored):
         return [f"{name}: its passage ids differ from the stored passages"]
@@ -165,14 +168,11 @@ def _check_documents(conn: sqlite3.Connection, manifest: Manifest, _dim: int) ->
         )
 
     count, first = _count_bad(
-        conn.execute(
-            "SELECT id, path, size, mtime, sha256, kind, text, headings, page_starts, notes, "
-            "content_sha256, row_sha256 FROM documents"
-        ),
+        conn.execute(schema.ALL_DOCUMENTS),
         bad,
     )
     problems = [f"{DB_NAME}: {count} documents fail their checksum (ids {first})"] if count else []
-    stored = conn.execute("SELECT count(*) FROM documents").fetchone()[0]
+    stored = conn.execute(schema.DOCUMENT_COUNT).fetchone()[0]
     if stored != manifest.documents:
         problems.append(f"{DB_NAME}: {stored} documents, the manifest records {manifest.documents}")
     return problems
@@ -180,15 +180,12 @@ def _check_documents(conn: sqlite3.Connection, manifest: Manifest, _dim: int) ->
 
 def _check_chunks(conn: sqlite3.Connection, manifest: Manifest, _dim: int) -> list[str]:
     count, first = _count_bad(
-        conn.execute(f"SELECT {CHUNK_SEAL_COLUMNS}, row_sha256 FROM chunks"),
+        conn.execute(schema.SEALED_PASSAGES),
         lambda row: chunk_row_sha256(tuple(row[:11])) != row[11],
     )
     problems = [f"{DB_NAME}: {count} passages fail their checksum (ids {first})"] if count else []
     count, first = _count_bad(
-        conn.execute(
-            'SELECT c.id, c.text, substr(d.text, c.start + 1, c."end" - c.start) '
-            "FROM chunks c LEFT JOIN documents d ON d.id = c.doc_id"
-        ),
+        conn.execute(schema.PASSAGE_AND_DOCUMENT_TEXT),
         lambda row: row[1] != row[2],
     )
     if count:
@@ -199,16 +196,10 @@ def _check_chunks(conn: sqlite3.Connection, manifest: Manifest, _dim: int) -> li
 
 
 def _check_vectors(conn: sqlite3.Connection, _manifest: Manifest, dimension: int) -> list[str]:
-    missing = conn.execute(
-        "SELECT count(*) FROM chunks c LEFT JOIN vectors v ON v.hash = c.text_hash "
-        "WHERE v.hash IS NULL"
-    ).fetchone()[0]
+    missing = conn.execute(schema.PASSAGES_WITHOUT_VECTOR).fetchone()[0]
     problems = [f"{DB_NAME}: {missing} passages have no vector"] if missing else []
     count, first = _count_bad(
-        conn.execute(
-            "SELECT v.hash, v.vector, v.sha256 FROM vectors v "
-            "WHERE v.hash IN (SELECT text_hash FROM chunks)"
-        ),
+        conn.execute(schema.USED_VECTORS),
         lambda row: len(row[1]) != dimension * 4 or vector_sha256(row[0], row[1]) != row[2],
     )
     if count:
@@ -217,10 +208,7 @@ def _check_vectors(conn: sqlite3.Connection, _manifest: Manifest, dimension: int
 
 
 def _check_sentences(conn: sqlite3.Connection, _manifest: Manifest, dimension: int) -> list[str]:
-    missing = conn.execute(
-        "SELECT count(*) FROM chunks c LEFT JOIN sentences s ON s.hash = c.text_hash "
-        "WHERE s.hash IS NULL"
-    ).fetchone()[0]
+    missing = conn.execute(schema.PASSAGES_WITHOUT_SENTENCES).fetchone()[0]
     problems = [f"{DB_NAME}: {missing} passages have no sentence vectors"] if missing else []
 
     def bad(row: tuple[Any, ...]) -> bool:
@@ -234,9 +222,7 @@ def _check_sentences(conn: sqlite3.Connection, _manifest: Manifest, dimension: i
         return False
 
     count, _first = _count_bad(
-        conn.execute(
-            "SELECT hash, data, sha256 FROM sentences WHERE hash IN (SELECT text_hash FROM chunks)"
-        ),
+        conn.execute(schema.USED_SENTENCES),
         bad,
     )
     if count:
@@ -253,7 +239,7 @@ def _check_fts(conn: sqlite3.Connection, manifest: Manifest, _dim: int) -> list[
 def _check_skipped(conn: sqlite3.Connection, _manifest: Manifest, _dim: int) -> list[str]:
     if not has_table(conn, "skipped_files"):  # an index written before skips were kept
         return []
-    stored = conn.execute("SELECT count(*) FROM skipped_files").fetchone()[0]
+    stored = conn.execute(schema.SKIPPED_COUNT).fetchone()[0]
     bad = stored - len(remembered_skips(conn))
     if bad:
         return [f"{DB_NAME}: {bad} remembered skipped files fail their checksum (read again next)"]
@@ -263,7 +249,7 @@ def _check_skipped(conn: sqlite3.Connection, _manifest: Manifest, _dim: int) -> 
 def _fts_integrity(conn: sqlite3.Connection) -> list[str]:
     """FTS5's own check (a write statement in SQLite's eyes: it waits for a running build)."""
     try:
-        conn.execute("INSERT INTO chunks_fts(chunks_fts, rank) VALUES ('integrity-check', 1)")
+        conn.execute(schema.FTS_INTEGRITY_CHECK)
     except DB_ERRORS as exc:
         error = translate(exc, Path(DB_NAME))
         if not isinstance(error, IndexCorruptError):

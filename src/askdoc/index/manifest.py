@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from askdoc.errors import IndexCorruptError, IndexMismatchError
-from askdoc.integrity import DB_ERRORS, REBUILD, translate
+from askdoc.index import schema
+from askdoc.index.schema import DB_ERRORS, REBUILD, translate
 
 FORMAT_VERSION = 4
 """2: per-row checksums, manifest checksum, passage and full-text digests.
@@ -70,7 +71,7 @@ def read_manifest(
     its checksum is checked before anything in it is believed. Passages without a manifest are
     damage too, except ``publishing`` (inside the transaction that writes the first one)."""
     try:
-        rows = conn.execute("SELECT key, value FROM meta").fetchall()
+        rows = conn.execute(schema.READ_META).fetchall()
     except sqlite3.OperationalError as exc:
         if "no such table" in str(exc) and _no_tables(conn):
             return None
@@ -97,7 +98,7 @@ def read_manifest(
 def _has_passages(conn: sqlite3.Connection, db_path: Path) -> bool:
     """Passages are only ever published together with a manifest."""
     try:
-        return conn.execute("SELECT EXISTS(SELECT 1 FROM chunks)").fetchone()[0] == 1
+        return conn.execute(schema.ANY_PASSAGE).fetchone()[0] == 1
     except sqlite3.OperationalError as exc:
         if "no such table" in str(exc):
             return False
@@ -109,7 +110,7 @@ def _has_passages(conn: sqlite3.Connection, db_path: Path) -> bool:
 def _no_tables(conn: sqlite3.Connection) -> bool:
     """A fresh, empty database file (as opposed to one whose schema was damaged)."""
     try:
-        return conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] == 0
+        return conn.execute(schema.TABLE_COUNT).fetchone()[0] == 0
     except DB_ERRORS:
         return False
 
@@ -118,8 +119,7 @@ def write_manifest(conn: sqlite3.Connection, manifest: Manifest) -> None:
     """Inside the publishing transaction: the manifest and its checksum."""
     raw = manifest.to_json()
     conn.executemany(
-        "INSERT INTO meta(key, value) VALUES (?, ?) "
-        "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+        schema.WRITE_META,
         [("manifest", raw), ("manifest_sha256", manifest_checksum(raw))],
     )
 

@@ -1,6 +1,8 @@
-"""The indexer's SQL: open (or replace) the database, stage documents, embed what is missing
-group by group, promote staged rows into the live tables. Memory stays bounded by one document
-and one embedding group: passages waiting for a vector wait in a temporary table."""
+"""The rows of a build in progress: open (or replace) the database, stage each read document
+(its own commit), list the passages still without a vector and store their vectors group by
+group (each group its own commit: a killed build resumes from them), then, inside the writer's
+publishing transaction, promote the staged rows into the live tables. Memory stays bounded by
+one document and one embedding group: passages waiting for a vector wait in a temporary table."""
 
 from __future__ import annotations
 
@@ -12,18 +14,18 @@ from pathlib import Path
 import numpy as np
 
 from askdoc.errors import IndexCorruptError
-from askdoc.ingest import FileEntry
-from askdoc.integrity import database_errors, skipped_row_sha256, vector_sha256
-from askdoc.store import (
-    FORMAT_VERSION,
-    SCHEMA,
+from askdoc.index import schema
+from askdoc.index.integrity import skipped_row_sha256, vector_sha256
+from askdoc.index.manifest import FORMAT_VERSION, read_manifest
+from askdoc.index.schema import (
     SkippedRecord,
     connect,
+    database_errors,
     encode_document,
-    read_manifest,
     text_hash,
     transaction,
 )
+from askdoc.ingest import FileEntry
 from askdoc.types import Chunk, Document
 
 EMBED_GROUP = 4096
@@ -48,10 +50,10 @@ def open_database(
                 conn.close()
                 return _fresh(db_path), True
             if full and not dry_run:
-                check = conn.execute("PRAGMA quick_check").fetchone()[0]
+                check = conn.execute(schema.QUICK_CHECK).fetchone()[0]
                 if check != "ok":
                     raise IndexCorruptError(f"{db_path}: damaged database ({check})")
-            conn.executescript(f"BEGIN IMMEDIATE;\n{SCHEMA}\nCOMMIT;")
+            schema.create_tables(conn)
         return conn, full
     except IndexCorruptError:
         if conn is not None:
@@ -67,7 +69,7 @@ def _fresh(db_path: Path) -> sqlite3.Connection:
     for suffix in ("", "-wal", "-shm"):
         Path(f"{db_path}{suffix}").unlink(missing_ok=True)
     conn = connect(db_path)
-    conn.executescript(f"BEGIN IMMEDIATE;\n{SCHEMA}\nCOMMIT;")
+    schema.create_tables(conn)
     return conn
 
 
@@ -96,8 +98,7 @@ def stage_document(
     fields = encode_document(document)
     with transaction(conn):
         conn.execute(
-            "INSERT OR REPLACE INTO staged_documents(path, size, mtime, sha256, kind, text, "
-            "headings, page_starts, notes, chunks) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            schema.STAGE_DOCUMENT,
             (
                 entry.path,
                 entry.size,
@@ -113,16 +114,31 @@ def stage_document(
         )
 
 
+def clear_staged(conn: sqlite3.Connection) -> None:
+    """Forget the staged rows of an earlier, interrupted build (they are read again)."""
+    conn.execute(schema.CLEAR_STAGED)
+
+
+def delete_everything(conn: sqlite3.Connection) -> None:
+    """Inside the publishing transaction of a full build: every passage and document goes."""
+    conn.execute(schema.DELETE_ALL_PASSAGES)
+    conn.execute(schema.DELETE_ALL_DOCUMENTS)
+
+
+def delete_unused_vectors(conn: sqlite3.Connection) -> None:
+    """Inside the publishing transaction: drop the vectors no passage uses any more."""
+    conn.execute(schema.DELETE_UNUSED_VECTORS)
+    conn.execute(schema.DELETE_UNUSED_SENTENCES)
+
+
 def _staged_paths(conn: sqlite3.Connection) -> list[str]:
-    return [r[0] for r in conn.execute("SELECT path FROM staged_documents ORDER BY path")]
+    return [r[0] for r in conn.execute(schema.STAGED_PATHS)]
 
 
 def _passages(conn: sqlite3.Connection, path: str) -> Iterator[tuple[str, str, int]]:
     """(hash, text to embed, where the passage body starts in it) of one staged document's
     passages (the heading line comes first, as context)."""
-    text, raw = conn.execute(
-        "SELECT text, chunks FROM staged_documents WHERE path = ?", (path,)
-    ).fetchone()
+    text, raw = conn.execute(schema.STAGED_PASSAGES, (path,)).fetchone()
     for _ordinal, start, end, _ls, _le, _page, heading, digest in json.loads(raw):
         body = text[start:end]
         yield (
@@ -135,18 +151,16 @@ def _passages(conn: sqlite3.Connection, path: str) -> Iterator[tuple[str, str, i
 def collect_pending(conn: sqlite3.Connection, refresh: bool) -> int:
     """Fill ``temp.pending`` with each distinct staged passage lacking a stored vector (every one
     when ``refresh``), one document at a time; returns how many there are."""
-    conn.execute(
-        "CREATE TEMP TABLE IF NOT EXISTS pending(hash TEXT PRIMARY KEY, text TEXT, body INTEGER)"
-    )
-    conn.execute("DELETE FROM temp.pending")
+    conn.execute(schema.CREATE_PENDING)
+    conn.execute(schema.CLEAR_PENDING)
     for path in _staged_paths(conn):
         conn.executemany(
-            "INSERT OR IGNORE INTO temp.pending(hash, text, body) VALUES (?, ?, ?)",
+            schema.ADD_PENDING,
             _passages(conn, path),
         )
     if not refresh:
-        conn.execute("DELETE FROM temp.pending WHERE hash IN (SELECT hash FROM main.vectors)")
-    return int(conn.execute("SELECT count(*) FROM temp.pending").fetchone()[0])
+        conn.execute(schema.DROP_PENDING_WITH_VECTORS)
+    return int(conn.execute(schema.PENDING_COUNT).fetchone()[0])
 
 
 def pending_groups(conn: sqlite3.Connection) -> Iterator[list[tuple[str, str, int]]]:
@@ -154,12 +168,11 @@ def pending_groups(conn: sqlite3.Connection) -> Iterator[list[tuple[str, str, in
     last = 0
     while True:
         rows = conn.execute(
-            "SELECT rowid, hash, text, body FROM temp.pending WHERE rowid > ? "
-            "ORDER BY rowid LIMIT ?",
+            schema.PENDING_AFTER,
             (last, EMBED_GROUP),
         ).fetchall()
         if not rows:
-            conn.execute("DELETE FROM temp.pending")
+            conn.execute(schema.CLEAR_PENDING)
             return
         last = rows[-1][0]
         yield [(h, t, b) for _, h, t, b in rows]
@@ -180,59 +193,50 @@ def store_vectors(
         (key, blob, vector_sha256(key, blob)) for key, blob in zip(hashes, sentences, strict=True)
     ]
     with transaction(conn):
-        conn.executemany(
-            "INSERT OR REPLACE INTO vectors(hash, vector, sha256) VALUES (?, ?, ?)", rows
-        )
-        conn.executemany(
-            "INSERT OR REPLACE INTO sentences(hash, data, sha256) VALUES (?, ?, ?)", pooled
-        )
+        conn.executemany(schema.STORE_VECTOR, rows)
+        conn.executemany(schema.STORE_SENTENCES, pooled)
 
 
 def touch(conn: sqlite3.Connection, entries: list[FileEntry]) -> None:
     """New size and mtime for files whose content did not change (their rows get resealed)."""
     conn.executemany(
-        "UPDATE documents SET size = ?, mtime = ?, row_sha256 = '' WHERE path = ?",
+        schema.TOUCH_DOCUMENT,
         [(e.size, e.mtime, e.path) for e in entries],
     )
 
 
 def rename(conn: sqlite3.Connection, old_path: str, entry: FileEntry) -> None:
     conn.execute(
-        "UPDATE documents SET path = ?, size = ?, mtime = ?, row_sha256 = '' WHERE path = ?",
+        schema.RENAME_DOCUMENT,
         (entry.path, entry.size, entry.mtime, old_path),
     )
 
 
 def delete_document(conn: sqlite3.Connection, path: str) -> None:
-    conn.execute(
-        "DELETE FROM chunks WHERE doc_id IN (SELECT id FROM documents WHERE path = ?)", (path,)
-    )
-    conn.execute("DELETE FROM documents WHERE path = ?", (path,))
+    conn.execute(schema.DELETE_PASSAGES_OF, (path,))
+    conn.execute(schema.DELETE_DOCUMENT, (path,))
 
 
 def promote_staged(conn: sqlite3.Connection) -> None:
     """Move staged documents and their passages into the live tables, one at a time."""
     for path in _staged_paths(conn):
         size, mtime, digest, kind, text, headings, pages, notes, raw = conn.execute(
-            "SELECT size, mtime, sha256, kind, text, headings, page_starts, notes, chunks "
-            "FROM staged_documents WHERE path = ?",
+            schema.STAGED_DOCUMENT,
             (path,),
         ).fetchone()
         cursor = conn.execute(
-            "INSERT INTO documents(path, size, mtime, sha256, kind, text, headings, page_starts, "
-            "notes) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            schema.INSERT_DOCUMENT,
             (path, size, mtime, digest, kind, text, headings, pages, notes),
         )
         doc_id = cursor.lastrowid
         conn.executemany(
-            'INSERT INTO chunks(doc_id, ordinal, start, "end", line_start, line_end, page, '
-            "heading, text, text_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            schema.INSERT_PASSAGE,
             [
                 (doc_id, o, s, e, ls, le, pg, hd, text[s:e], h)
                 for o, s, e, ls, le, pg, hd, h in json.loads(raw)
             ],
         )
-    conn.execute("DELETE FROM staged_documents")
+    conn.execute(schema.CLEAR_STAGED)
 
 
 def keep_skips(
@@ -244,19 +248,16 @@ def keep_skips(
         (r.path, r.size, r.mtime, r.sha256, r.reason, r.reader)
         for r in sorted(records.values(), key=lambda r: r.path)
     ]
-    stored = conn.execute(
-        "SELECT path, size, mtime, sha256, reason, reader, row_sha256 FROM skipped_files"
-    ).fetchall()
+    stored = conn.execute(schema.SKIPPED_FILES).fetchall()
     if forget and sorted(stored) == [(*row, skipped_row_sha256(*row)) for row in rows]:
         return  # nothing changed: no write
     with transaction(conn):
         if forget:
             conn.executemany(
-                "DELETE FROM skipped_files WHERE path = ?",
+                schema.FORGET_SKIPPED,
                 [(row[0],) for row in stored if row[0] not in records],
             )
         conn.executemany(
-            "INSERT OR REPLACE INTO skipped_files(path, size, mtime, sha256, reason, reader, "
-            "row_sha256) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            schema.REMEMBER_SKIPPED,
             [(*row, skipped_row_sha256(*row)) for row in rows],
         )

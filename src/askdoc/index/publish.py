@@ -1,7 +1,8 @@
-"""Index generations: publish a new one (build and record its FAISS file inside the writer's
-transaction), clean up after older ones, and rebuild a damaged FAISS file from stored vectors.
+"""Publishing a generation: inside the writer's transaction, build and record its FAISS file
+and a new manifest; after it, remove what older generations and failed builds left; rebuild a
+damaged FAISS file from the stored vectors.
 
-The FAISS work itself (build, write, load) stays in ``askdoc.store``, the only module that imports
+The FAISS work itself (build, write, load) stays in ``vectors``, the only module that imports
 faiss; this module only sequences it.
 """
 
@@ -14,27 +15,18 @@ from pathlib import Path
 from typing import Any
 
 from askdoc.errors import IndexCorruptError, NoIndexError
-from askdoc.integrity import (
-    REBUILD,
-    chunks_digest,
-    database_errors,
-    fts_digest,
-    seal,
-    vector_sha256,
-)
-from askdoc.lock import IndexLock
-from askdoc.manifest import FORMAT_VERSION, Manifest, read_manifest, write_manifest
-from askdoc.store import (
-    DB_NAME,
+from askdoc.index import schema
+from askdoc.index.integrity import chunks_digest, fts_digest, seal, vector_sha256
+from askdoc.index.lock import IndexLock
+from askdoc.index.manifest import FORMAT_VERSION, Manifest, read_manifest, write_manifest
+from askdoc.index.schema import DB_NAME, REBUILD, connect, database_errors, now, transaction
+from askdoc.index.vectors import (
     FAISS_PREFIX,
     FAISS_SUFFIX,
     build_faiss,
-    connect,
     faiss_file_ok,
     faiss_name,
-    now,
     rows_digest,
-    transaction,
     write_faiss_file,
 )
 
@@ -54,12 +46,9 @@ def commit_generation(
     old = read_manifest(conn, db_path, publishing=True)
     generation = (old.generation if old else 0) + 1
     seal(conn)
-    count = conn.execute("SELECT count(*) FROM chunks").fetchone()[0]
+    count = conn.execute(schema.PASSAGE_COUNT).fetchone()[0]
     kind = "flat" if count < exact_below else "ivf"
-    rows = conn.execute(
-        "SELECT c.id, v.vector, v.hash, v.sha256 FROM chunks c "
-        "JOIN vectors v ON v.hash = c.text_hash ORDER BY c.id"
-    )
+    rows = conn.execute(schema.PASSAGE_VECTORS)
     if kind == "flat":  # no file: readers build the exact index from these rows (format 4)
         hasher = hashlib.sha256()
         total = sum(1 for _ in rows_digest(_verified(rows, db_path), hasher))
@@ -80,7 +69,7 @@ def commit_generation(
         faiss_sha256=digest,
         faiss_kind=kind,
         built_at=now(),
-        documents=conn.execute("SELECT count(*) FROM documents").fetchone()[0],
+        documents=conn.execute(schema.DOCUMENT_COUNT).fetchone()[0],
         chunks=count,
         chunks_sha256=chunks_digest(conn),
         fts_sha256=fts_digest(conn),

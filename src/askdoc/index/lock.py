@@ -20,8 +20,9 @@ LOCK_NAME = ".lock"
 
 
 class IndexLock:
-    """An exclusive flock on ``index/.lock``: one writer at a time. ``wait``: block until it is
-    free; ``timeout``: wait at most that many seconds (then IndexBusyError)."""
+    """An exclusive flock on ``index/.lock``, taken when it is made: one writer at a time.
+    ``wait``: block until it is free; ``timeout``: wait at most that many seconds (then
+    IndexBusyError). A context manager: ``with IndexLock(index): ...`` releases it on exit."""
 
     def __init__(self, index_dir: Path, wait: bool = False, timeout: float | None = None) -> None:
         self._fd = _open_lock_file(index_dir)
@@ -45,7 +46,14 @@ class IndexLock:
                     f"{index_dir / LOCK_NAME}: cannot lock it ({exc.strerror})"
                 ) from None
 
+    def __enter__(self) -> IndexLock:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
     def release(self) -> None:
+        """Let the next writer in (the lock is released at most once)."""
         if self._fd >= 0:
             fcntl.flock(self._fd, fcntl.LOCK_UN)
             os.close(self._fd)

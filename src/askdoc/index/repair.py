@@ -16,19 +16,19 @@ import sqlite3
 from pathlib import Path
 
 from askdoc.errors import AskdocError
-from askdoc.generations import leftover_files, remove_stale_files, repair_faiss
-from askdoc.integrity import database_errors
-from askdoc.lock import LOCK_NAME, IndexLock
-from askdoc.store import (
+from askdoc.index import schema
+from askdoc.index.lock import LOCK_NAME, IndexLock
+from askdoc.index.manifest import Manifest, read_manifest
+from askdoc.index.publish import leftover_files, remove_stale_files, repair_faiss
+from askdoc.index.schema import (
     DB_NAME,
-    Manifest,
     connect,
-    faiss_file_ok,
+    database_errors,
     has_table,
-    read_manifest,
     require_index,
     transaction,
 )
+from askdoc.index.vectors import faiss_file_ok
 
 
 def build_running(index_dir: Path) -> bool:
@@ -103,17 +103,17 @@ def repair_index(index_dir: Path) -> list[str]:
 def _drop_staged(conn: sqlite3.Connection) -> list[str]:
     if not has_table(conn, "staged_documents"):
         return []
-    staged = conn.execute("SELECT count(*) FROM staged_documents").fetchone()[0]
+    staged = conn.execute(schema.STAGED_COUNT).fetchone()[0]
     if not staged:
         return []
     with transaction(conn):
-        conn.execute("DELETE FROM staged_documents")
+        conn.execute(schema.CLEAR_STAGED)
     return [f"removed {staged} staged documents of an interrupted build from {DB_NAME}"]
 
 
 def _merge_wal(conn: sqlite3.Connection) -> list[str]:
-    _, pages, merged = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()  # counts
-    busy = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]  # (TRUNCATE says 0)
+    _, pages, merged = conn.execute(schema.CHECKPOINT_PASSIVE).fetchone()  # counts
+    busy = conn.execute(schema.CHECKPOINT_TRUNCATE).fetchone()[0]  # (TRUNCATE says 0)
     if pages <= 0:
         return []
     if merged < pages:
@@ -123,9 +123,7 @@ def _merge_wal(conn: sqlite3.Connection) -> list[str]:
 
 
 def _unused_vectors(conn: sqlite3.Connection) -> list[str]:
-    unused = conn.execute(
-        "SELECT count(*) FROM vectors WHERE hash NOT IN (SELECT text_hash FROM chunks)"
-    ).fetchone()[0]
+    unused = conn.execute(schema.UNUSED_VECTOR_COUNT).fetchone()[0]
     if not unused:
         return []
     return [f"kept {unused} vectors of an interrupted build: the next build reuses them"]

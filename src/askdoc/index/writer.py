@@ -1,10 +1,13 @@
-"""Incremental index builds: diff the corpus against the store, embed only what changed, publish
-atomically, and report what happened.
+"""Index builds (``IndexWriter``): diff the corpus against the index, read and embed only what
+changed, publish atomically, and report what happened.
 
-Files are read, parsed and chunked in an isolated worker process under a per-file time limit
-(``askdoc.ingest.isolation``); a bad file is skipped with a one-line reason. A kill at any moment
-leaves the last published generation in force; the next build resumes from the staged rows and
-vectors.
+The writer holds the write lock and the one database connection for the whole build; the steps
+it takes are ``planning`` (what to do with each file), ``pending`` (each read file and each
+group of vectors committed on its own, so a killed build resumes from them) and ``publish`` (one
+transaction that the writer opens and commits). Files are read, parsed and chunked in an
+isolated worker process under a per-file time limit (``askdoc.ingest.isolation``); a bad file is
+skipped with a one-line reason. A kill at any moment leaves the last published generation in
+force.
 """
 
 from __future__ import annotations
@@ -19,7 +22,6 @@ from typing import Any
 
 import numpy as np
 
-from askdoc import generations, staging
 from askdoc.config import Settings
 from askdoc.embedder import Embedder
 from askdoc.errors import (
@@ -29,7 +31,13 @@ from askdoc.errors import (
     ReadError,
     TransientReadError,
 )
-from askdoc.generations import commit_generation, leftover_files, remove_stale_files
+from askdoc.index import pending, publish
+from askdoc.index.integrity import remembered_skips, seal
+from askdoc.index.lock import IndexLock
+from askdoc.index.manifest import Manifest, check_compatible, read_manifest
+from askdoc.index.planning import Plan, make_plan, reader_fingerprint, reason
+from askdoc.index.publish import commit_generation, leftover_files, remove_stale_files
+from askdoc.index.schema import DB_NAME, SkippedRecord, database_errors, list_documents, transaction
 from askdoc.ingest import (
     ChunkSettings,
     FileEntry,
@@ -38,22 +46,8 @@ from askdoc.ingest import (
     isolated_reader,
     scan_corpus,
 )
-from askdoc.integrity import database_errors, seal
-from askdoc.planning import Plan, make_plan, reader_fingerprint, reason
-from askdoc.store import (
-    DB_NAME,
-    IndexLock,
-    Manifest,
-    SkippedRecord,
-    check_compatible,
-    list_documents,
-    read_manifest,
-    remembered_skips,
-    transaction,
-)
 
 CHUNKER_VERSION = 2
-EMBED_GROUP = staging.EMBED_GROUP
 COMMIT_SECONDS = 30.0
 """Embedding time after which the vectors embedded so far are committed, even mid-group."""
 COMMIT_SLICE = 256
@@ -107,12 +101,14 @@ def model_manifest(embedder: Embedder) -> dict[str, Any]:
     return dict(json.loads(embedder.fingerprint.to_json()))
 
 
-class Indexer:
+class IndexWriter:
     """Builds and updates the index in ``settings.index`` from ``settings.corpus``."""
 
     def __init__(self, settings: Settings, embedder: Embedder) -> None:
         self.settings = settings
         self.embedder = embedder
+        self.conn: sqlite3.Connection | None = None
+        """The build's one connection, open while ``build`` runs."""
         self.max_bytes = int(settings.max_file_mb * 1_048_576)
         self.chunk_settings = ChunkSettings(
             max_tokens=embedder.max_tokens,
@@ -131,22 +127,28 @@ class Indexer:
         started = time.perf_counter()
         entries, skipped = self._scan()
         try:
-            lock = IndexLock(self.settings.index, wait=wait)
-            try:
+            with IndexLock(self.settings.index, wait=wait):
                 notes: list[str] = []
-                conn, full = staging.open_database(self.db_path, full, dry_run, notes)
+                conn, full = pending.open_database(self.db_path, full, dry_run, notes)
+                self.conn = conn
                 try:
                     with database_errors(self.db_path):
                         return self._build(
-                            conn, entries, skipped, full, dry_run, progress, started, notes
+                            entries, skipped, full, dry_run, progress, started, notes
                         )
                 finally:
+                    self.conn = None
                     conn.close()
-            finally:
-                self.embedder.settle()  # a model preloaded for nothing is not left loading
-                lock.release()
+                    self.embedder.settle()  # a model preloaded for nothing is not left loading
         except OSError as exc:  # e.g. no space left for the FAISS file
             raise write_error(exc, self.settings.index) from None
+
+    @property
+    def db(self) -> sqlite3.Connection:
+        """The build's connection (only while ``build`` runs)."""
+        if self.conn is None:
+            raise RuntimeError("IndexWriter.db is open only while build() runs")
+        return self.conn
 
     @property
     def db_path(self) -> Path:
@@ -173,7 +175,6 @@ class Indexer:
 
     def _build(
         self,
-        conn: sqlite3.Connection,
         entries: list[FileEntry],
         skipped: list[Skipped],
         full: bool,
@@ -186,7 +187,7 @@ class Indexer:
             model_manifest(self.embedder),
             chunking_settings(self.settings, self.embedder),
         )
-        old = read_manifest(conn, self.db_path)
+        old = read_manifest(self.db, self.db_path)
         self._clean_leftovers(old, dry_run, notes)
         if old is not None and not full:
             try:
@@ -194,29 +195,28 @@ class Indexer:
             except IndexMismatchError as exc:
                 notes.append(f"full rebuild: {exc}".split(": run")[0])
                 full = True
-        known = {} if full else list_documents(conn)
-        remembered = {} if full else remembered_skips(conn)
+        known = {} if full else list_documents(self.db)
+        remembered = {} if full else remembered_skips(self.db)
         fingerprint = reader_fingerprint(self.settings)
         plan = make_plan(entries, known, skipped, remembered, fingerprint, self.max_bytes)
         if dry_run:
-            return self._report(plan, notes, conn, started, dry_run=True, full=full)
+            return self._report(plan, notes, started, dry_run=True, full=full)
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
-        staged = self._stage(conn, plan, notes, progress, _vector_salt(model), fingerprint)
+        staged = self._stage(plan, notes, progress, _vector_salt(model), fingerprint)
         timings["read"] = time.perf_counter() - t0
         t0 = time.perf_counter()
-        embedded = self._embed_missing(conn, progress, refresh=full)
+        embedded = self._embed_missing(progress, refresh=full)
         timings["embed"] = time.perf_counter() - t0
         t0 = time.perf_counter()
-        manifest = self._publish(conn, plan, staged, full, old, model, chunking)
+        manifest = self._publish(plan, staged, full, old, model, chunking)
         timings["publish"] = time.perf_counter() - t0
-        current = manifest or read_manifest(conn, self.db_path)
+        current = manifest or read_manifest(self.db, self.db_path)
         if current is not None:
             remove_stale_files(self.settings.index, current)  # e.g. left by a killed build
         return self._report(
             plan,
             notes,
-            conn,
             started,
             full=full,
             embedded=embedded,
@@ -231,14 +231,13 @@ class Indexer:
             names = leftover_files(index, old)
             notes.extend(f"would remove {name}: left by a failed build" for name in names)
         else:
-            # Through the module: the kill tests hook this module's own name as the moment
-            # just after the publishing commit.
-            names = generations.remove_stale_files(index, old)
+            # Through publish's name: the kill tests hook this module's own remove_stale_files
+            # (called just after the publishing commit) as a moment of its own.
+            names = publish.remove_stale_files(index, old)
             notes.extend(f"removed {name}: left by a failed build" for name in names)
 
     def _stage(
         self,
-        conn: sqlite3.Connection,
         plan: Plan,
         notes: list[str],
         progress: Progress | None,
@@ -248,7 +247,7 @@ class Indexer:
         """Read and chunk new and changed files (in the isolated reader, under the per-file time
         limit) into the staging table, one small commit per file. A file the reader refuses is
         remembered as skipped (its own commit); skipped files no longer there are forgotten."""
-        conn.execute("DELETE FROM staged_documents")
+        pending.clear_staged(self.db)
         todo = plan.new + plan.changed
         skips = dict(plan.still_skipped)
         staged: set[str] = set()
@@ -272,26 +271,26 @@ class Indexer:
                                 fingerprint,
                             )
                             skips[entry.path] = memo
-                            staging.keep_skips(conn, {entry.path: memo}, forget=False)
+                            pending.keep_skips(self.db, {entry.path: memo}, forget=False)
                         continue
                     notes.extend(f"{entry.path}: {note}" for note in result.document.notes)
                     read = replace(entry, size=result.size, mtime=result.mtime)
                     chunks = list(result.chunks)
-                    staging.stage_document(conn, read, result.sha256, result.document, chunks, salt)
+                    pending.stage_document(
+                        self.db, read, result.sha256, result.document, chunks, salt
+                    )
                     staged.add(entry.path)
             if progress:
                 progress("read", len(todo), len(todo))
-        staging.keep_skips(conn, skips)
+        pending.keep_skips(self.db, skips)
         return staged
 
-    def _embed_missing(
-        self, conn: sqlite3.Connection, progress: Progress | None, refresh: bool = False
-    ) -> int:
+    def _embed_missing(self, progress: Progress | None, refresh: bool = False) -> int:
         """Embed every staged passage whose vector is not stored yet (all of them when
         ``refresh``); commit at the end of each group and at most every COMMIT_SECONDS of
         embedding (checked after each COMMIT_SLICE passages), so a killed build loses at most
         that much work: the next one embeds only what is still missing."""
-        total = staging.collect_pending(conn, refresh)
+        total = pending.collect_pending(self.db, refresh)
         done = 0
         if progress:
             progress("embed", 0, total)
@@ -314,7 +313,7 @@ class Indexer:
                 progress("embed", done, total)
 
         last_commit = clock()
-        for group in staging.pending_groups(conn):
+        for group in pending.pending_groups(self.db):
             done_in_group = 0
             for begin in range(0, len(group), COMMIT_SLICE):
                 part = group[begin : begin + COMMIT_SLICE]
@@ -324,22 +323,20 @@ class Indexer:
                 parts.append((part, vectors, blobs))
                 done_in_group += len(part)
                 if clock() - last_commit >= COMMIT_SECONDS or done_in_group == len(group):
-                    self._store(conn, parts)
+                    self._store(parts)
                     last_commit = clock()
         return total
 
-    @staticmethod
-    def _store(conn: sqlite3.Connection, parts: list[_Embedded]) -> None:
+    def _store(self, parts: list[_Embedded]) -> None:
         """Commit the embedded slices (one transaction) and forget them."""
         hashes = [h for part, _, _ in parts for h, _, _ in part]
         vectors = np.concatenate([v for _, v, _ in parts])
         blobs = [b for _, _, own in parts for b in own]
-        staging.store_vectors(conn, hashes, vectors, blobs)
+        pending.store_vectors(self.db, hashes, vectors, blobs)
         parts.clear()
 
     def _publish(
         self,
-        conn: sqlite3.Connection,
         plan: Plan,
         staged: set[str],
         full: bool,
@@ -350,24 +347,22 @@ class Indexer:
         nothing = not (staged or plan.removed or plan.renamed or full)
         if nothing and old is not None:
             if plan.touched:
-                with transaction(conn):
-                    staging.touch(conn, plan.touched)
-                    seal(conn)
+                with transaction(self.db):
+                    pending.touch(self.db, plan.touched)
+                    seal(self.db)
             return None
-        with transaction(conn):
+        with transaction(self.db):
             if full:
-                conn.execute("DELETE FROM chunks")
-                conn.execute("DELETE FROM documents")
+                pending.delete_everything(self.db)
             for old_path, _new_path, entry in plan.renamed:
-                staging.rename(conn, old_path, entry)
-            staging.touch(conn, plan.touched)
+                pending.rename(self.db, old_path, entry)
+            pending.touch(self.db, plan.touched)
             for path in plan.removed + sorted(staged):
-                staging.delete_document(conn, path)
-            staging.promote_staged(conn)
-            conn.execute("DELETE FROM vectors WHERE hash NOT IN (SELECT text_hash FROM chunks)")
-            conn.execute("DELETE FROM sentences WHERE hash NOT IN (SELECT text_hash FROM chunks)")
+                pending.delete_document(self.db, path)
+            pending.promote_staged(self.db)
+            pending.delete_unused_vectors(self.db)
             manifest = commit_generation(
-                conn, self.settings.index, model, chunking, self.settings.exact_below
+                self.db, self.settings.index, model, chunking, self.settings.exact_below
             )
         return manifest
 
@@ -375,7 +370,6 @@ class Indexer:
         self,
         plan: Plan,
         notes: list[str],
-        conn: sqlite3.Connection,
         started: float,
         dry_run: bool = False,
         full: bool = False,
@@ -383,7 +377,7 @@ class Indexer:
         manifest: Manifest | None = None,
         timings: dict[str, float] | None = None,
     ) -> BuildReport:
-        current = manifest or read_manifest(conn, self.db_path)
+        current = manifest or read_manifest(self.db, self.db_path)
         failed = {s.path for s in plan.skipped}
         return BuildReport(
             added=tuple(e.path for e, _ in plan.new if e.path not in failed),

@@ -18,40 +18,31 @@ from typing import Any
 import numpy as np
 
 from askdoc.errors import IndexCorruptError, NoIndexError
-from askdoc.generations import repair_faiss
-from askdoc.integrity import (
-    DB_ERRORS,
-    REBUILD,
+from askdoc.index import schema
+from askdoc.index.integrity import (
     chunk_row_sha256,
-    damaged,
-    database_errors,
     document_content_sha256,
     document_row_sha256,
     fts_digest,
-    translate,
     vector_sha256,
 )
-from askdoc.sentence_vectors import unpack
-from askdoc.store import (
+from askdoc.index.manifest import Manifest, check_compatible, read_manifest
+from askdoc.index.publish import repair_faiss
+from askdoc.index.schema import (
+    DB_ERRORS,
+    REBUILD,
     DocumentRecord,
-    Manifest,
-    check_compatible,
     connect,
+    damaged,
+    database_errors,
     decode_document,
-    flat_from_rows,
-    in_memory,
-    load_faiss_file,
-    read_manifest,
     require_index,
-    valid_faiss_name,
+    translate,
 )
-from askdoc.types import Chunk, Document, StoredChunk
+from askdoc.index.vectors import flat_from_rows, in_memory, load_faiss_file, valid_faiss_name
+from askdoc.sentence_vectors import unpack
+from askdoc.types import Document, StoredChunk
 
-_COLUMNS = (
-    'c.id, c.doc_id, c.ordinal, c.start, c."end", c.line_start, c.line_end, c.page, c.heading, '
-    "c.text, c.text_hash, c.row_sha256, d.path, d.size, d.mtime, d.content_sha256, d.row_sha256"
-)
-_FROM = "FROM chunks c JOIN documents d ON d.id = c.doc_id"
 DOC_FREQ_CACHE = 50_000
 """Document frequencies remembered per generation (then the memory starts afresh)."""
 
@@ -116,22 +107,22 @@ class IndexReader:
         missing: int | None = None
         for _attempt in range(6):
             with database_errors(self.db_path):
-                self.conn.execute("BEGIN")
+                schema.begin_read(self.conn)
             try:
                 manifest = self._current()
             except _Missing as gone:
-                self._end("ROLLBACK")
+                self._end(commit=False)
                 if gone.generation != missing:
                     missing = gone.generation
                     continue  # a writer published meanwhile: look again
                 self._recover()
                 continue
             except _Damaged:
-                self._end("ROLLBACK")
+                self._end(commit=False)
                 self._recover()
                 continue
             except BaseException:
-                self._end("ROLLBACK")
+                self._end(commit=False)
                 raise
             self._depth = 1
             try:
@@ -142,15 +133,14 @@ class IndexReader:
                 raise translate(exc, self.db_path) from None
             finally:
                 self._depth = 0
-                self._end("COMMIT")
+                self._end()
             return
         raise IndexCorruptError(f"{self.index_dir}: the FAISS file cannot be loaded: {REBUILD}")
 
-    def _end(self, verb: str) -> None:
+    def _end(self, commit: bool = True) -> None:
         """End the read transaction (SQLite may already have ended it after an error)."""
-        if self.conn.in_transaction:
-            with database_errors(self.db_path):
-                self.conn.execute(verb)
+        with database_errors(self.db_path):
+            schema.end(self.conn, commit)
 
     def _recover(self) -> None:
         """The FAISS file is missing or damaged: rebuild it from the stored vectors."""
@@ -175,7 +165,7 @@ class IndexReader:
 
     def _check_tables(self, manifest: Manifest) -> None:
         """Cheap whole-index checks, once per generation: passage count and full-text digest."""
-        count = self.conn.execute("SELECT count(*) FROM chunks").fetchone()[0]
+        count = schema.passage_count(self.conn)
         if count != manifest.chunks:
             raise IndexCorruptError(
                 f"{self.db_path}: {count} passages stored but the manifest records "
@@ -223,12 +213,7 @@ class IndexReader:
         if not fts_query:
             return []
         with database_errors(self.db_path):
-            rows = self.conn.execute(
-                "SELECT rowid, bm25(chunks_fts, 1.0, 0.5) AS r FROM chunks_fts "
-                "WHERE chunks_fts MATCH ? ORDER BY r LIMIT ?",
-                (fts_query, k),
-            ).fetchall()
-        return [(int(r[0]), -float(r[1])) for r in rows]
+            return schema.lexical_matches(self.conn, fts_query, k)
 
     def term_frequency(self, fts_term: str) -> int:
         """How many passages contain the (quoted) term, after stemming. Remembered until the
@@ -237,13 +222,11 @@ class IndexReader:
         if known is not None:
             return known
         with database_errors(self.db_path):
-            row = self.conn.execute(
-                "SELECT count(*) FROM chunks_fts WHERE chunks_fts MATCH ?", (fts_term,)
-            ).fetchone()
+            count = schema.match_count(self.conn, fts_term)
         if len(self._doc_freq) >= DOC_FREQ_CACHE:
             self._doc_freq.clear()
-        self._doc_freq[fts_term] = int(row[0])
-        return int(row[0])
+        self._doc_freq[fts_term] = count
+        return count
 
     def chunks(self, ids: Iterable[int]) -> dict[int, StoredChunk]:
         """The passages with these ids (from this snapshot's searches), each checked against
@@ -251,12 +234,9 @@ class IndexReader:
         wanted = list(dict.fromkeys(ids))
         if not wanted:
             return {}
-        marks = ",".join("?" * len(wanted))
         with database_errors(self.db_path):
-            rows = self.conn.execute(
-                f"SELECT {_COLUMNS} {_FROM} WHERE c.id IN ({marks})", wanted
-            ).fetchall()
-        found = {row[0]: self._checked(row) for row in rows}
+            rows = schema.passages_by_id(self.conn, wanted)
+        found = {row.id: self._checked(row) for row in rows}
         if len(found) != len(wanted):
             lost = sorted(set(wanted) - set(found))[:3]
             raise IndexCorruptError(
@@ -265,87 +245,64 @@ class IndexReader:
             )
         return found
 
-    def neighbour(self, doc_id: int, ordinal: int) -> StoredChunk | None:
-        with database_errors(self.db_path):
-            row = self.conn.execute(
-                f"SELECT {_COLUMNS} {_FROM} WHERE c.doc_id = ? AND c.ordinal = ?",
-                (doc_id, ordinal),
-            ).fetchone()
-        if row is None:
-            return None
-        stored = self._checked(row)
-        if stored.doc_id != doc_id or stored.chunk.ordinal != ordinal:
-            raise damaged(self.db_path, "a passage index is damaged")
-        return stored
-
     def sentence_vectors(
         self, path: str, start: int, end: int, dimension: int
     ) -> dict[tuple[int, int], np.ndarray]:
         """Sentence vectors pooled at index time for the passages of ``path`` overlapping
         ``[start, end)``, keyed by absolute span; every row checked against its checksum."""
         with database_errors(self.db_path):
-            rows = self.conn.execute(
-                f"SELECT {_COLUMNS}, s.hash, s.data, s.sha256 {_FROM} "
-                "JOIN sentences s ON s.hash = c.text_hash "
-                'WHERE d.path = ? AND c.start < ? AND c."end" > ? ORDER BY c.id',
-                (path, end, start),
-            ).fetchall()
+            rows = schema.sentences_between(self.conn, path, start, end)
         out: dict[tuple[int, int], np.ndarray] = {}
-        for row in rows:
-            stored = self._checked(row[:17])
-            key, blob, sha = row[17:]
+        for passage, sentences in rows:
+            stored = self._checked(passage)
             problem = f"the sentence vectors of passage {stored.id} are damaged"
-            if key != row[10] or vector_sha256(key, blob) != sha:
+            key = sentences.hash
+            if key != passage.text_hash or vector_sha256(key, sentences.data) != sentences.sha256:
                 raise damaged(self.db_path, problem)
             try:
-                spans, vectors = unpack(blob, dimension)
+                spans, vectors = unpack(sentences.data, dimension)
             except ValueError:
                 raise damaged(self.db_path, problem) from None
             for (a, b), vector in zip(spans, vectors, strict=True):
                 out.setdefault((stored.chunk.start + a, stored.chunk.start + b), vector)
         return out
 
-    def _checked(self, row: tuple[Any, ...]) -> StoredChunk:
-        cid, doc_id, ordinal, start, end, line_start, line_end, page, heading, text = row[:10]
-        row_sha, path, size, mtime, content, doc_sha = row[11:]
-        if chunk_row_sha256(tuple(row[:11])) != row_sha:
-            raise damaged(self.db_path, f"passage {cid} is damaged")
-        if document_row_sha256(doc_id, path, size, mtime, content) != doc_sha:
-            raise damaged(self.db_path, f"the record of document {doc_id} is damaged")
-        chunk = Chunk(path, ordinal, text, start, end, line_start, line_end, page, heading)
-        return StoredChunk(id=cid, doc_id=doc_id, chunk=chunk)
+    def _checked(self, row: schema.PassageRow) -> StoredChunk:
+        """The passage, once its checksum and its document's identity checksum match."""
+        if chunk_row_sha256(row.sealed) != row.row_sha256:
+            raise damaged(self.db_path, f"passage {row.id} is damaged")
+        identity = (row.doc_id, row.path, row.size, row.mtime, row.content_sha256)
+        if document_row_sha256(*identity) != row.doc_row_sha256:
+            raise damaged(self.db_path, f"the record of document {row.doc_id} is damaged")
+        return StoredChunk(id=row.id, doc_id=row.doc_id, chunk=row.chunk())
 
     def document(self, path: str) -> Document | None:
         """A document's full text and structure, checked against its checksums."""
         with database_errors(self.db_path):
-            row = self.conn.execute(
-                "SELECT id, path, size, mtime, sha256, kind, text, headings, page_starts, notes, "
-                "content_sha256, row_sha256 FROM documents WHERE path = ?",
-                (path,),
-            ).fetchone()
+            row = schema.document_by_path(self.conn, path)
         if row is None:
             return None
-        doc_id, doc_path, size, mtime, file_sha, kind, text, headings, pages, notes = row[:10]
-        content, row_sha = row[10:]
-        if document_content_sha256(file_sha, kind, text, headings, pages, notes) != content or (
-            document_row_sha256(doc_id, doc_path, size, mtime, content) != row_sha
+        fields = (row.sha256, row.kind, row.text, row.headings, row.page_starts, row.notes)
+        content = row.content_sha256
+        if document_content_sha256(*fields) != content or (
+            document_row_sha256(row.id, row.path, row.size, row.mtime, content) != row.row_sha256
         ):
-            raise damaged(self.db_path, f"document {doc_id} is damaged")
+            raise damaged(self.db_path, f"document {row.id} is damaged")
         try:
-            return decode_document(doc_path, kind, text, headings, pages)
+            return decode_document(row.path, row.kind, row.text, row.headings, row.page_starts)
         except (ValueError, TypeError) as exc:
-            raise IndexCorruptError(f"{self.db_path}: document {doc_id}: {exc}") from None
+            raise IndexCorruptError(f"{self.db_path}: document {row.id}: {exc}") from None
 
     def documents(self) -> dict[str, DocumentRecord]:
         """Every document's record (without text), each row checked against its checksum."""
         with database_errors(self.db_path):
-            rows = self.conn.execute(
-                "SELECT id, path, size, mtime, sha256, kind, content_sha256, row_sha256 "
-                "FROM documents"
-            ).fetchall()
+            rows = schema.document_identities(self.conn)
         out: dict[str, DocumentRecord] = {}
-        for doc_id, path, size, mtime, file_sha, kind, content, row_sha in rows:
-            if document_row_sha256(doc_id, path, size, mtime, content) != row_sha:
-                raise damaged(self.db_path, f"the record of document {doc_id} is damaged")
-            out[path] = DocumentRecord(doc_id, path, size, mtime, file_sha, kind)
+        for row in rows:
+            identity = (row.id, row.path, row.size, row.mtime, row.content_sha256)
+            if document_row_sha256(*identity) != row.row_sha256:
+                raise damaged(self.db_path, f"the record of document {row.id} is damaged")
+            out[row.path] = DocumentRecord(
+                row.id, row.path, row.size, row.mtime, row.sha256, row.kind
+            )
         return out
