@@ -12,9 +12,7 @@ import numpy as np
 from askdoc.ingest import split_sentences
 from askdoc.refusal import FEATURES, RefusalModel, asked_type, gather, holds_type
 from askdoc.text import MIN_ANSWER_WORDS, content_terms, idf, stem, words
-from askdoc.types import Answer, AnswerSentence, Hit, Source
-
-NOT_FOUND = "Not found in the documents."
+from askdoc.types import NOT_FOUND, Answer, AnswerSentence, Hit, Source
 
 
 @dataclass(frozen=True)

@@ -15,14 +15,13 @@ from rich.text import Text
 
 from askdoc.ingest import split_sentences
 from askdoc.text import clean_text, one_line
-from askdoc.types import Answer, Source
+from askdoc.types import NOT_FOUND, Answer, Source
 
 if TYPE_CHECKING:
     from askdoc.config import Settings
     from askdoc.engine import Status
     from askdoc.index.writer import BuildReport
 
-NOT_FOUND = "Not found in the documents."
 SOURCES_TITLE = "Sources"
 CLOSEST_TITLE = "Closest passages (none of them answers it)"
 READ_AS = "↳ read as: "

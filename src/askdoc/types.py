@@ -5,6 +5,9 @@ from __future__ import annotations
 from bisect import bisect_right
 from dataclasses import dataclass, field
 
+NOT_FOUND = "Not found in the documents."
+"""What askdoc says when the documents do not answer (``Answer.message`` of a refusal)."""
+
 
 @dataclass(frozen=True)
 class Heading:

@@ -14,7 +14,7 @@ from textual.reactive import reactive
 from textual.widget import Widget
 from textual.widgets import Button, Input, Static
 
-from askdoc.render import CLOSEST_TITLE, READ_AS, SOURCES_TITLE, source_location
+from askdoc.render import CLOSEST_TITLE, NOT_FOUND, READ_AS, SOURCES_TITLE, source_location
 from askdoc.tui import texts
 from askdoc.tui.messages import OpenSource
 from askdoc.tui.transcript import History
@@ -265,9 +265,9 @@ class AnswerView(Vertical):
         if answer.found:
             parts: list[tuple[str, str] | str] = [("Answer", "bold $text-success")]
         else:
-            message = texts.one_line(answer.message or "Not found in the documents.")
-            parts = [("⚠ Not found in the documents", "bold $text-warning")]
-            if message.rstrip(".") != "Not found in the documents":
+            message = texts.one_line(answer.message or NOT_FOUND)
+            parts = [("⚠ " + NOT_FOUND.rstrip("."), "bold $text-warning")]
+            if message.rstrip(".") != NOT_FOUND.rstrip("."):
                 parts.append(f": {message}")
         if seconds is not None:
             parts.append((f"  {seconds:.2f} s", "$text-muted"))
