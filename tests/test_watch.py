@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import queue
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -293,3 +294,32 @@ def test_missing_corpus_ends_the_watch(settings: Settings) -> None:
 
     with pytest.raises(CorpusError, match="does not exist"):
         keep_current(engine, threading.Event(), lambda build: None)
+
+
+def test_a_quiet_corpus_is_checked_now_and_then(
+    monkeypatch: pytest.MonkeyPatch, fake_engine: Engine
+) -> None:
+    """A change the file system never reported is still found: after RESCAN_S without events
+    a build checks the corpus (and a build that changed nothing is not worth telling)."""
+    monkeypatch.setattr(watch, "RESCAN_S", 0.2)
+    stop = threading.Event()
+
+    def silent(*_args: object, **_kwargs: object) -> Iterator[frozenset[str]]:
+        while not stop.is_set():
+            time.sleep(0.05)
+            yield frozenset()  # no event, ever
+
+    monkeypatch.setattr(watch, "corpus_changes", silent)
+    builds: list[watch.WatchedBuild] = []
+
+    def on_build(build: watch.WatchedBuild) -> None:
+        builds.append(build)
+        if len(builds) == 1:  # written behind the watcher's back: no event will come
+            (fake_engine.settings.corpus / "unseen.txt").write_text("The mill grinds oats daily.\n")
+        if len(builds) >= 3:
+            stop.set()
+
+    assert watch.keep_current(fake_engine, stop, on_build)
+    reports = [b.report for b in builds if b.report is not None]
+    assert any("unseen.txt" in r.added for r in reports[1:])
+    assert not builds[-1].worth_telling  # the check after that changed nothing

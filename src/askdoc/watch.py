@@ -29,6 +29,10 @@ LONGEST_BURST_MS = 5000
 TICK_MS = 250
 """How often the watcher wakes without changes (the first build runs at the first wake-up)."""
 RETRY_S = 5.0
+RESCAN_S = 20.0
+"""Without any event for this long, a build checks the corpus anyway (it embeds nothing when
+nothing changed, and says nothing): the file system does not always report a change, e.g. a
+file written a moment after its new folder was created, or a network drive."""
 """A build that found the index busy (or no documents) is tried again after this long, or at
 the next change."""
 
@@ -134,10 +138,10 @@ def keep_current(
     interrupted a build (nothing of it was published), True when it came between builds.
     ``progress()`` gives a fresh progress callback for each build (e.g. a progress bar), or None.
     """
-    due, retry_at = True, 0.0
+    due, retry_at, checked = True, 0.0, time.monotonic()
     try:
         for changed in corpus_changes(engine.settings, stop, quiet_ms):
-            due = due or bool(changed)
+            due = due or bool(changed) or time.monotonic() - checked >= RESCAN_S
             if not due or stop.is_set() or (not changed and time.monotonic() < retry_at):
                 continue
             callback = stoppable(stop, progress() if progress is not None else None)
@@ -149,6 +153,7 @@ def keep_current(
                 on_build(WatchedBuild(None, paths, " ".join(str(exc).split())))
                 continue
             due = full = False
+            checked = time.monotonic()
             on_build(WatchedBuild(report, paths))
     except BuildStopped:
         return False
