@@ -271,8 +271,8 @@ def check(
     out = []
     for i, (a, b) in enumerate(spans):
         claim = claims[i]
-        keys = [k for k in key_terms(claim) if not present(k, asked)]
-        if not is_claim(claim, key_terms(claim)):
+        keys = key_terms(claim)
+        if not is_claim(claim, keys):
             out.append(
                 SentenceCheck(text[a:b], a, b, False, True, 0.0, None, tuple(markers(text[a:b])))
             )
@@ -282,7 +282,8 @@ def check(
             + params.coverage_weight * coverage(claim, keys, c[3], known)
             for j, c in enumerate(candidates)
         ]
-        out.append(_verdict(text, (a, b), claim, keys, candidates, scores, sources, params))
+        own = [k for k in keys if not present(k, asked)]  # the asker's are never flagged
+        out.append(_verdict(text, (a, b), claim, own, candidates, scores, sources, params))
     return tuple(out)
 
 
