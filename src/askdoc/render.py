@@ -98,12 +98,8 @@ def excerpt(source: Source, context_chars: int = CONTEXT_CHARS) -> list[Segment]
     for a, b in spans:
         if pos is not None:
             gap = one_line(body[pos:a])
-            out.append(
-                (
-                    f" {gap} " if gap and len(gap) <= GAP_CHARS else (" " if not gap else " … "),
-                    False,
-                )
-            )
+            between = f" {gap} " if len(gap) <= GAP_CHARS else " … "
+            out.append((between if gap else " ", False))
         out.append((one_line(body[a:b]), True))
         pos = b
     if pos is not None and body[pos:].strip():
@@ -143,7 +139,7 @@ def answer_text(
         return Group(out)
     if not answer.found and not passages:
         out.append(f"\n{CLOSEST_TITLE}", style="bold")
-        return Group(out, *(closest_line(s, corpus, show_scores) for s in answer.sources))
+        return Group(out, *(closest_line(s, corpus) for s in answer.sources))
     out.append(f"\n{SOURCES_TITLE if answer.found else CLOSEST_TITLE}\n", style="bold")
     for source in answer.sources:
         out.append(f"[{source.number}] ", style="bold cyan")
@@ -163,13 +159,12 @@ def answer_text(
     return Group(out)
 
 
-def closest_line(source: Source, corpus: Path, show_scores: bool = True) -> Text:
-    """``[n] path:L3  score 0.12  start of its best sentence…`` on one line (cut to the
-    terminal's width when printed)."""
+def closest_line(source: Source, corpus: Path) -> Text:
+    """``[n] path:L3  start of its best sentence…`` on one line (cut to the terminal's width
+    when printed; no score: a weak match's score says nothing useful)."""
     line = Text(no_wrap=True, overflow="ellipsis")
     line.append(f"[{source.number}] ", style="bold cyan")
     line.append(source_location(corpus, source, cited=True), style="green")
-    del show_scores  # a weak match's score says nothing useful; the line is for its text
     best = next((t for t, marked in excerpt(source, 0) if marked), "")
     line.append("  " + _clip_end(best or source.text, 200))
     return line

@@ -70,10 +70,10 @@ def excerpt_content(source: Source) -> Content:
     )
 
 
-def closest_content(source: Source, corpus: Path, show_scores: bool) -> Content:
-    """A weak match after a refusal, on one line: ``[n] path:L3  score  start of it…``."""
+def closest_content(source: Source, corpus: Path) -> Content:
+    """A weak match after a refusal, on one line: ``[n] path:L3  start of it…`` (no score: a
+    weak match's score says nothing useful)."""
     best = next((text for text, marked in excerpt(source, 0) if marked), "")
-    del show_scores  # a weak match's score says nothing useful; the line is for its text
     return Content.assemble(
         source_title(source, corpus, False), "  ", best or one_line(source.text)
     )

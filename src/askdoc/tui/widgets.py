@@ -176,7 +176,7 @@ class SourceCard(Selectable):
 
     def _title(self) -> Content:
         if self.closest:
-            return texts.closest_content(self.source, self.corpus, self.show_scores)
+            return texts.closest_content(self.source, self.corpus)
         return texts.source_title(self.source, self.corpus, self.show_scores, self.expanded)
 
     def action_toggle_passage(self) -> None:
