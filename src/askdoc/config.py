@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
@@ -16,6 +17,25 @@ MODES = ("hybrid", "dense", "lexical")
 REFUSAL_NUMBERS = 11
 """refusal_weights: one per ``refusal.FEATURES`` (10), then the bias."""
 BACKENDS = ("onnx", "torch")
+STORE_FORMS = (
+    '"" (the embedded store), "milvus-lite:PATH.db" (a file name of letters, digits, . - _, '
+    'at most 35 characters), or "http(s)://HOST:PORT"'
+)
+LITE_FILE = re.compile(r"[A-Za-z0-9.\-_]{1,32}\.db")
+"""Milvus Lite's own rule for its database file's name (milvus_lite/server.py)."""
+COLLECTION_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,100}")
+
+
+def store_uri_ok(uri: str) -> bool:
+    """Whether ``uri`` names a store askdoc knows (``index.store.StoreLocation`` parses it)."""
+    if uri == "":
+        return True
+    if uri.startswith("milvus-lite:"):
+        return LITE_FILE.fullmatch(Path(uri.removeprefix("milvus-lite:")).name) is not None
+    for scheme in ("http://", "https://"):
+        if uri.startswith(scheme):
+            return bool(uri.removeprefix(scheme).strip("/")) and not any(c.isspace() for c in uri)
+    return False
 
 
 @dataclass(frozen=True)
@@ -68,6 +88,18 @@ class Settings:
     exact_below: int = 50_000
     """Below this many vectors the FAISS index is exact (flat, ~5 ms a query at 50k here); from
     it on, approximate (IVF-SQ8: recall@10 ~0.97, <1 ms at 100k). See docs/performance.md."""
+    store: str = ""
+    """Where the index lives: empty for the embedded store in ``index`` (SQLite + FAISS);
+    ``milvus-lite:PATH.db`` for Milvus Lite in one file; ``http://HOST:19530`` (or https://) for
+    a Milvus server or cluster (docs/scale.md). Needs ``pip install 'askdoc[milvus]'``."""
+    milvus_token: str = ""
+    """Milvus server credentials, "user:password" or an API key (better set as
+    ASKDOC_MILVUS_TOKEN). In askdoc.toml these three are the ``[milvus]`` table."""
+    milvus_database: str = ""
+    """Milvus database to use; empty: the server's default."""
+    milvus_collection: str = "askdoc"
+    """Name of the index in Milvus: its collections are called NAME_passages, NAME_documents,
+    NAME_texts and NAME_meta."""
     llm_url: str = ""
     """Base URL of an OpenAI-compatible chat-completions server for generated answers
     (``askdoc ask --generate``), e.g. http://127.0.0.1:8080/v1; empty: answers are quoted only.
@@ -149,6 +181,11 @@ def checked(name: str, value: Any, source: str = "") -> Any:
             raise _invalid(name, value, source, f"one of {', '.join(MODES)}")
         if name == "backend" and value not in BACKENDS:
             raise _invalid(name, value, source, f"one of {', '.join(BACKENDS)}")
+        if name == "store" and not store_uri_ok(str(value)):
+            raise _invalid(name, value, source, STORE_FORMS)
+        if name == "milvus_collection" and not COLLECTION_NAME.fullmatch(str(value)):
+            allowed = "a letter or _, then up to 100 letters, digits or _"
+            raise _invalid(name, value, source, allowed)
         return str(value)
     number = _number(value, whole=kind == "int")
     rule = _RANGES.get(name, _Range(0))
@@ -269,9 +306,11 @@ def _read_toml(path: Path) -> dict[str, Any]:
     except (tomllib.TOMLDecodeError, UnicodeDecodeError, OSError) as exc:
         raise ConfigError(f"{path}: not valid TOML ({exc})") from None
     llm = data.get("llm", {})
+    milvus = data.get("milvus", {})
     table = data.get("askdoc", data)
-    if not isinstance(table, dict) or not isinstance(llm, dict):
-        raise ConfigError(f"{path}: [askdoc] and [llm] must be tables")
-    values = {k: v for k, v in table.items() if k != "llm"}
+    if not all(isinstance(t, dict) for t in (table, llm, milvus)):
+        raise ConfigError(f"{path}: [askdoc], [llm] and [milvus] must be tables")
+    values = {k: v for k, v in table.items() if k not in ("llm", "milvus")}
     values.update({f"llm_{k}": v for k, v in llm.items()})  # [llm] url = ... -> llm_url
+    values.update({f"milvus_{k}": v for k, v in milvus.items()})  # [milvus] token -> milvus_token
     return values

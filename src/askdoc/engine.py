@@ -15,22 +15,15 @@ from askdoc.config import MODES, Settings, checked
 from askdoc.embedder import Embedder
 from askdoc.errors import AskdocError, ConfigError, ModelError, QuestionError
 from askdoc.followup import is_follow_up, rewrite_follow_up
-from askdoc.index.integrity import remembered_skips
-from askdoc.index.manifest import Manifest, read_manifest
+from askdoc.index.manifest import Manifest
 from askdoc.index.planning import applies, reader_fingerprint
-from askdoc.index.reader import IndexReader
-from askdoc.index.schema import DB_NAME, DocumentRecord, SkippedRecord, connect, list_documents
-from askdoc.index.writer import (
-    BuildReport,
-    IndexWriter,
-    Progress,
-    chunking_settings,
-    model_manifest,
-)
+from askdoc.index.schema import DocumentRecord, SkippedRecord
+from askdoc.index.store import Store, open_builder, open_store, read_facts
+from askdoc.index.writer import BuildReport, Progress, chunking_settings, model_manifest
 from askdoc.ingest import Skipped, scan_corpus
 from askdoc.refusal import RefusalModel, without_names
 from askdoc.retrieval import FusionParams, search
-from askdoc.text import clean_text, content_terms, fts_term
+from askdoc.text import clean_text, content_terms
 from askdoc.types import Answer, Document, Source
 
 
@@ -85,7 +78,7 @@ class Engine:
     def __init__(self, settings: Settings, embedder: Embedder | None = None) -> None:
         self.settings = settings
         self._embedder = embedder
-        self._reader: IndexReader | None = None
+        self._reader: Store | None = None
         self._lock = threading.RLock()
         self.fusion = FusionParams()
         self.answer_params = AnswerParams(
@@ -119,13 +112,13 @@ class Engine:
             self._open_with_model()
             self.embedder.set_threads(1)
 
-    def open_index(self) -> IndexReader:
+    def open_index(self) -> Store:
         with self._lock:
             if self._reader is None:
-                self._reader = IndexReader(
-                    self.settings.index,
-                    model=model_manifest(self.embedder),
-                    chunking=chunking_settings(self.settings, self.embedder),
+                self._reader = open_store(
+                    self.settings,
+                    model_manifest(self.embedder),
+                    chunking_settings(self.settings, self.embedder),
                 )
             return self._reader
 
@@ -138,7 +131,7 @@ class Engine:
             return  # load() raises it again, where the caller reports it
         embedder.preload()
 
-    def _open_with_model(self) -> IndexReader:
+    def _open_with_model(self) -> Store:
         """Open the index while onnxruntime reads the model in the background (it releases
         the GIL: ~0.2 s saved on a fresh `askdoc ask`); both are ready on return."""
         self.embedder.preload()
@@ -202,7 +195,7 @@ class Engine:
                     hits,
                     vector,
                     self._embed_sentences,
-                    lambda term: reader.term_frequency(fts_term(term)),
+                    reader.term_count,
                     manifest.chunks,
                     self.answer_params,
                     lambda hit: reader.sentence_vectors(
@@ -262,23 +255,18 @@ class Engine:
         progress: Progress | None = None,
     ) -> BuildReport:
         """Update the index; a loaded reader switches to the new generation on its next query."""
-        report = IndexWriter(self.settings, self.embedder).build(full, dry_run, wait, progress)
+        builder = open_builder(self.settings, self.embedder)
+        report = builder.build(full, dry_run, wait, progress)
         if self.embedder.loaded:
             self.embedder.set_threads(1)
         return report
 
     def status(self) -> Status:
         """Index facts and corpus drift, without loading the model (no torch import)."""
-        db = self.settings.index / DB_NAME
-        if not db.is_file():
+        facts = read_facts(self.settings)
+        if facts is None:
             return Status(self.settings.index, self.settings.corpus, None, Drift(), "no index yet")
-        conn = connect(db)
-        try:
-            manifest = read_manifest(conn, db)
-            known = list_documents(conn)
-            remembered = remembered_skips(conn)
-        finally:
-            conn.close()
+        manifest, known, remembered = facts.manifest, facts.documents, facts.skipped
         problem = ""
         if manifest is None:
             problem = "the index is empty: run `askdoc index`"

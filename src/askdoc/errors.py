@@ -68,3 +68,8 @@ class OnnxError(ModelError):
 
 class LLMError(AskdocError):
     """The language model server cannot be reached or fails; askdoc answers without it."""
+
+
+class StoreError(AskdocError):
+    """The Milvus store cannot be used: its package is missing, the server cannot be reached, or
+    Milvus refused a request."""

@@ -1,4 +1,4 @@
-"""Hybrid retrieval: dense (FAISS) and lexical (FTS5 BM25) candidates, fused and de-duplicated."""
+"""Hybrid retrieval: dense and lexical (BM25) candidates from a store, fused and de-duplicated."""
 
 from __future__ import annotations
 
@@ -7,8 +7,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from askdoc.index.reader import IndexReader
-from askdoc.text import BM25_K1, KEEP_RAREST, content_terms, fts_query, fts_term, idf, rare_terms
+from askdoc.index.store import Store
 from askdoc.types import Hit, StoredChunk
 
 CANDIDATES = 50
@@ -77,13 +76,6 @@ def fuse_scores(
     return sorted(scores.items(), key=lambda item: (-item[1], order[item[0]]))
 
 
-def bm25_bound(reader: IndexReader, text: str, total: int) -> float:
-    """The highest BM25 score a passage could reach for ``text``: ``(k1 + 1) * sum(idf)`` over
-    its content terms found in the index. Call inside a snapshot."""
-    freqs = [reader.term_frequency(fts_term(t)) for t in content_terms(text)]
-    return (BM25_K1 + 1) * sum(idf(df, total) for df in freqs if df > 0)
-
-
 def overlaps(a: StoredChunk, b: StoredChunk) -> bool:
     """Overlapping spans of one document (e.g. neighbouring chunks sharing a sentence)."""
     same_doc = a.doc_id == b.doc_id
@@ -120,44 +112,8 @@ def diversify(
     return picked
 
 
-def lexical_search(
-    reader: IndexReader, text: str, total: int, k: int, common_fraction: float
-) -> list[tuple[int, float]]:
-    """The BM25 top ``k`` over all the question's content terms: the same ranking as
-    ``reader.lexical(build_fts_query(text), k)``, cheaper on large indexes. Call inside a snapshot.
-
-    Common words match most passages and ranking every one of those rows is most of FTS5's time.
-    So the terms are split by document frequency (``text.rare_terms``: common = in more than
-    ``common_fraction`` of the ``total`` passages). First only the passages with a rare term
-    are ranked, with every term's BM25 weight: ``R AND C`` and ``R NOT C`` split them and
-    score them in full. A passage with only common terms scores below
-    ``(k1 + 1) * sum(idf of the common terms)``; when the k-th passage found scores above that,
-    nothing else can enter the top k and these are the answer. Otherwise (few or weak rare-term
-    passages) the full query runs. Document frequencies are FTS5's own counts (``term_frequency``
-    matches each quoted term, porter-stemmed as indexed), the numbers bm25() uses.
-    """
-    terms = content_terms(text)
-    full = fts_query(terms)
-    if len(terms) <= KEEP_RAREST or common_fraction >= 1.0:
-        return reader.lexical(full, k)
-    freqs = [reader.term_frequency(fts_term(t)) for t in terms]
-    rare = rare_terms(terms, freqs, total, common_fraction)
-    common = [(t, df) for t, df in zip(terms, freqs, strict=True) if df > 0 and t not in rare]
-    if not rare or not common:
-        return reader.lexical(full, k)
-    with_rare = fts_query(rare)
-    with_common = fts_query(t for t, _ in common)
-    found = reader.lexical(f"({with_rare}) AND ({with_common})", k)
-    found += reader.lexical(f"({with_rare}) NOT ({with_common})", k)
-    best = sorted(found, key=lambda hit: (-hit[1], hit[0]))[:k]
-    only_common = (BM25_K1 + 1) * sum(idf(df, total) for _, df in common)
-    if len(best) == k and best[-1][1] > only_common:
-        return best
-    return reader.lexical(full, k)
-
-
 def search(
-    reader: IndexReader,
+    reader: Store,
     query_vector: np.ndarray | None,
     query_text: str,
     k: int,
@@ -175,12 +131,12 @@ def search(
         t1 = time.perf_counter()
         lexical: list[tuple[int, float]] = []
         if mode in ("lexical", "hybrid"):
-            lexical = lexical_search(
-                reader, query_text, manifest.chunks, CANDIDATES, params.common_fraction
+            lexical = reader.lexical_top(
+                query_text, manifest.chunks, CANDIDATES, params.common_fraction
             )
         t2 = time.perf_counter()
         if params.method == "score" and dense and lexical:
-            bound = bm25_bound(reader, query_text, manifest.chunks)
+            bound = reader.lexical_bound(query_text, manifest.chunks)
             fused = fuse_scores(dense, lexical, bound, params.lexical_alpha)
         else:
             fused = fuse([c for c, _ in dense], [c for c, _ in lexical], params)

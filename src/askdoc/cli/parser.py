@@ -44,6 +44,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--index", metavar="DIR", default=argparse.SUPPRESS, help="index folder (default: index)"
     )
     common.add_argument(
+        "--store",
+        metavar="URI",
+        default=argparse.SUPPRESS,
+        help="where the index lives: milvus-lite:PATH.db or http://HOST:19530 for Milvus "
+        "(default: the index folder; docs/scale.md)",
+    )
+    common.add_argument(
         "--config",
         metavar="FILE",
         type=Path,
@@ -133,6 +140,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         config_file=getattr(args, "config", None),
         corpus=getattr(args, "corpus", None),
         index=getattr(args, "index", None),
+        store=getattr(args, "store", None),
         mode=getattr(args, "mode", None),
         top_k=getattr(args, "k", None) if args.command == "ask" else None,
         llm_url=getattr(args, "llm_url", None),  # ask and eval

@@ -125,7 +125,10 @@ def write_manifest(conn: sqlite3.Connection, manifest: Manifest) -> None:
 
 
 def check_compatible(
-    manifest: Manifest, model: dict[str, Any] | None, chunking: dict[str, Any] | None, where: Path
+    manifest: Manifest,
+    model: dict[str, Any] | None,
+    chunking: dict[str, Any] | None,
+    where: Path | str,
 ) -> None:
     """Refuse an index built with another format, model or chunking settings."""
     fix = REBUILD

@@ -26,6 +26,7 @@ from askdoc.index.integrity import (
     fts_digest,
     vector_sha256,
 )
+from askdoc.index.lexical import bm25_bound, lexical_search
 from askdoc.index.manifest import Manifest, check_compatible, read_manifest
 from askdoc.index.publish import repair_faiss
 from askdoc.index.schema import (
@@ -41,6 +42,7 @@ from askdoc.index.schema import (
 )
 from askdoc.index.vectors import flat_from_rows, in_memory, load_faiss_file, valid_faiss_name
 from askdoc.sentence_vectors import unpack
+from askdoc.text import fts_term
 from askdoc.types import Document, StoredChunk
 
 DOC_FREQ_CACHE = 50_000
@@ -214,6 +216,19 @@ class IndexReader:
             return []
         with database_errors(self.db_path):
             return schema.lexical_matches(self.conn, fts_query, k)
+
+    def lexical_top(
+        self, text: str, total: int, k: int, common_fraction: float
+    ) -> list[tuple[int, float]]:
+        """The FTS5 BM25 top ``k`` for the content words of ``text`` (``lexical_search``)."""
+        return lexical_search(self, text, total, k, common_fraction)
+
+    def lexical_bound(self, text: str, total: int) -> float:
+        return bm25_bound(self, text, total)
+
+    def term_count(self, word: str) -> int:
+        """How many passages hold ``word`` after porter stemming (an FTS5 term count)."""
+        return self.term_frequency(fts_term(word))
 
     def term_frequency(self, fts_term: str) -> int:
         """How many passages contain the (quoted) term, after stemming. Remembered until the
