@@ -15,6 +15,7 @@ from askdoc.config import MODES, Settings, checked
 from askdoc.embedder import Embedder
 from askdoc.errors import AskdocError, ConfigError, ModelError, QuestionError
 from askdoc.followup import is_follow_up, rewrite_follow_up
+from askdoc.index.location import StoreLocation
 from askdoc.index.manifest import Manifest
 from askdoc.index.planning import applies, reader_fingerprint
 from askdoc.index.schema import DocumentRecord, SkippedRecord
@@ -59,7 +60,8 @@ class Status:
     """What ``Engine.status`` found: the manifest of the last build (None without an index),
     the drift of the corpus since, and a one-line problem ("" when there is none)."""
 
-    index: Path
+    index: Path | str
+    """The index folder, or the Milvus collection and where it is."""
     corpus: Path
     manifest: Manifest | None
     drift: Drift
@@ -264,8 +266,10 @@ class Engine:
     def status(self) -> Status:
         """Index facts and corpus drift, without loading the model (no torch import)."""
         facts = read_facts(self.settings)
+        where = StoreLocation.of(self.settings).describe(self.settings)
+        index = self.settings.index if where == str(self.settings.index) else where
         if facts is None:
-            return Status(self.settings.index, self.settings.corpus, None, Drift(), "no index yet")
+            return Status(index, self.settings.corpus, None, Drift(), "no index yet")
         manifest, known, remembered = facts.manifest, facts.documents, facts.skipped
         problem = ""
         if manifest is None:
@@ -275,7 +279,7 @@ class Engine:
             drift, skipped = corpus_drift(self.settings, known, remembered)
         except AskdocError as exc:
             drift, problem = Drift(), str(exc)
-        return Status(self.settings.index, self.settings.corpus, manifest, drift, problem, skipped)
+        return Status(index, self.settings.corpus, manifest, drift, problem, skipped)
 
 
 def refusal_model(settings: Settings) -> RefusalModel:

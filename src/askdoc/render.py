@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from rich.console import Console, Group
 from rich.text import Text
 
+from askdoc.index.location import StoreLocation
 from askdoc.ingest import split_sentences
 from askdoc.text import clean_text, one_line
 from askdoc.types import NOT_FOUND, Answer, Source
@@ -244,7 +245,8 @@ def report_text(report: BuildReport, settings: Settings) -> Text:
     """What a build did (or, dry, would do): counts, then the paths changed, skipped or noted."""
     out = Text()
     verb = "Would index" if report.dry_run else "Indexed"
-    out.append(f"{verb} {settings.corpus} into {settings.index}", style="bold")
+    where = StoreLocation.of(settings).describe(settings)
+    out.append(f"{verb} {settings.corpus} into {where}", style="bold")
     out.append(f" in {report.seconds:.1f} s\n")
     if report.full:
         out.append("  full rebuild\n")
@@ -293,7 +295,12 @@ def status_text(status: Status, device: str = "") -> Text:
             f"model   {manifest.model.get('name')} ({manifest.model.get('dimension')}-dim, "
             f"max {manifest.model.get('max_seq_length')} word-pieces)\n"
         )
-        out.append(f"faiss   {manifest.faiss_kind} · generation {manifest.generation}\n")
+        kind = (
+            "store   Milvus"
+            if manifest.faiss_kind == "milvus"
+            else f"faiss   {manifest.faiss_kind}"
+        )
+        out.append(f"{kind} · generation {manifest.generation}\n")
         if device:
             out.append(f"device  {device}\n")
         out.append(f"built   {built}\n")

@@ -16,6 +16,7 @@ from askdoc.config import Settings
 from askdoc.device import device_hint
 from askdoc.engine import Engine
 from askdoc.errors import AskdocError, QuestionError
+from askdoc.index.location import StoreLocation
 from askdoc.render import (
     JSON_VERSION,
     answer_json,
@@ -118,6 +119,9 @@ def cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
     from askdoc.index.verify import verify_index
 
     out = console()
+    location = StoreLocation.of(settings)
+    if location.milvus:
+        return _verify_milvus(args, settings, location.describe(settings))
     if getattr(args, "repair", False):
         for done in repair_index(settings.index):
             out.print(Text(f"{settings.index}: {done}"))
@@ -128,6 +132,20 @@ def cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
         out.print(Text(f"{settings.index}: ok"))
     for note in leftover_notes(settings.index):
         out.print(Text(f"{settings.index}: note: {note}", style="yellow"))
+    return 1 if problems else 0
+
+
+def _verify_milvus(args: argparse.Namespace, settings: Settings, where: str) -> int:
+    from askdoc.index.milvus_verify import verify_milvus
+
+    out = console()
+    if getattr(args, "repair", False):
+        out.print(Text(f"{where}: note: --repair has nothing to clean in Milvus", style="yellow"))
+    problems = verify_milvus(settings)
+    for problem in problems:
+        out.print(Text(f"{where}: {problem}", style="red"))
+    if not problems:
+        out.print(Text(f"{where}: ok"))
     return 1 if problems else 0
 
 

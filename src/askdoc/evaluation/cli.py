@@ -17,6 +17,7 @@ from rich.text import Text
 from askdoc.config import MODES, Settings
 from askdoc.engine import Engine, refusal_model
 from askdoc.errors import EvalError
+from askdoc.index.location import StoreLocation
 from askdoc.refusal import RefusalModel
 from askdoc.render import BUILD_STAGES, console, progress_bars
 
@@ -147,11 +148,13 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
             doc_ids = eval_data.write_beir_docs(docs, root / "docs", progress)
         dataset = replace(dataset, doc_ids=doc_ids)
         settings = replace(settings, corpus=root / "docs", index=root / "index")
+        settings = _own_collection(settings)
     elif args.file is not None:
         dataset = eval_data.load_qa(args.file)
         build = "corpus" in vars(args)
         if build and "index" not in vars(args):
             settings = replace(settings, index=eval_data.corpus_cache(args.cache, settings.corpus))
+            settings = _own_collection(settings)
     else:
         raise EvalError("give a Q&A file (askdoc eval FILE) or a BEIR folder (--beir DIR)")
     if args.limit is not None:
@@ -265,3 +268,14 @@ def write(path: Path, text: str) -> None:
         path.write_text(text, encoding="utf-8")
     except OSError as exc:
         raise EvalError(f"cannot write {path}: {exc.strerror}") from None
+
+
+def _own_collection(settings: Settings) -> Settings:
+    """In Milvus, an evaluated corpus gets its own collections (as it gets its own cache
+    folder in the embedded store)."""
+    from askdoc.evaluation.data import corpus_collection
+
+    if not StoreLocation.of(settings).milvus:
+        return settings
+    name = corpus_collection(settings.milvus_collection, settings.corpus)
+    return replace(settings, milvus_collection=name)

@@ -206,6 +206,13 @@ def corpus_cache(cache_root: Path, corpus: Path) -> Path:
     return cache_root / f"corpus-{key}" / "index"
 
 
+def corpus_collection(base: str, corpus: Path) -> str:
+    """Milvus collection name for another corpus: ``base`` and the sha1 of its absolute path,
+    so that each corpus an evaluation indexes gets its own index in the same store."""
+    key = hashlib.sha1(str(corpus.resolve()).encode("utf-8")).hexdigest()[:16]
+    return f"{base[:80]}_corpus_{key}"
+
+
 def doc_file_name(doc_id: str) -> str:
     """Reversible file name for a BEIR ``_id``: unsafe characters percent-encoded, never hidden."""
     name = quote(doc_id, safe="-_")

@@ -14,6 +14,7 @@ from askdoc.engine import Engine
 from askdoc.errors import EvalError, QuestionError
 from askdoc.evaluation import metrics
 from askdoc.evaluation.data import Dataset, GoldSource, Progress, QARecord
+from askdoc.index.location import StoreLocation
 from askdoc.types import Answer, AnswerSentence
 
 DEPTH = 10
@@ -252,7 +253,7 @@ def evaluate(
         dataset.name,
         dataset.kind,
         str(settings.corpus),
-        str(settings.index),
+        StoreLocation.of(settings).describe(settings),
         k,
         runs,
         dataset.problems,

@@ -23,6 +23,7 @@ import numpy as np
 
 from askdoc.config import Settings
 from askdoc.errors import IndexCorruptError, NoIndexError, StoreError
+from askdoc.index.location import StoreFacts, StoreLocation
 from askdoc.index.manifest import Manifest, check_compatible
 from askdoc.index.milvus_schema import (
     BM25_K1,
@@ -34,7 +35,6 @@ from askdoc.index.milvus_schema import (
     passage_row_sha256,
 )
 from askdoc.index.schema import DocumentRecord, SkippedRecord, decode_document
-from askdoc.index.store import StoreFacts, StoreLocation
 from askdoc.sentence_vectors import unpack
 from askdoc.text import content_terms
 from askdoc.types import Document, StoredChunk

@@ -25,6 +25,7 @@ import hashlib
 import json
 import logging
 import os
+import uuid
 import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -43,11 +44,20 @@ MAX_VARCHAR = 65_535
 PART_CHARS = 60_000
 """A document's JSON (ASCII) is stored in parts of this many characters."""
 MAX_PATH = 4096
+CONNECT_SECONDS = 5.0
+"""How long to wait for a Milvus server (or Milvus Lite) to answer when connecting."""
 MAX_TOPK = 16_384
 """Milvus's largest ``limit`` for one search."""
 BM25_K1 = 1.2
 BM25_B = 0.75
 UNUSED = [0.0, 0.0]
+ANALYZER = {
+    "tokenizer": "standard",
+    "filter": ["lowercase", {"type": "stemmer", "language": "english"}],
+}
+"""Milvus's analyser for BM25: words, lower case, English (Snowball) stems, as FTS5's porter
+tokenizer does in the embedded store. No stop-word filter: askdoc leaves its own stop words
+out of the question (``text.content_terms``), so both stores count the same words."""
 PASSAGE_FIELDS = [
     "id",
     "doc_id",
@@ -74,7 +84,8 @@ def _pymilvus() -> Any:
             import pymilvus
     except ImportError:
         raise StoreError(f"the Milvus store needs pymilvus and milvus-lite: {INSTALL}") from None
-    logging.getLogger("pymilvus").setLevel(logging.CRITICAL)  # errors reach the user as one line
+    for handler in logging.getLogger("pymilvus").handlers:  # its errors reach the user as one line
+        handler.setLevel(logging.CRITICAL)
     return pymilvus
 
 
@@ -152,7 +163,10 @@ class MilvusIndex:
             if not os.path.isdir(folder):
                 raise StoreError(f"{uri}: the folder {folder} does not exist")
             os.environ.setdefault("LOG_LEVEL", "FATAL")  # Milvus Lite's own log, on stderr
-        options: dict[str, Any] = {"uri": uri, "timeout": 15}
+        # an alias of its own: pymilvus shares one connection between clients of the same URI,
+        # and closing one (a finished build) would close the engine's too
+        alias = f"askdoc-{uuid.uuid4().hex}"
+        options: dict[str, Any] = {"uri": uri, "timeout": CONNECT_SECONDS, "alias": alias}
         if settings.milvus_token:
             options["token"] = settings.milvus_token
         if settings.milvus_database:
@@ -230,7 +244,7 @@ class MilvusIndex:
                 "text",
                 kind.VARCHAR,
                 enable_analyzer=True,
-                analyzer_params={"type": "english"},
+                analyzer_params=ANALYZER,
                 **text,
             )
             schema.add_field("heading", kind.VARCHAR, **text)
@@ -337,9 +351,13 @@ class MilvusIndex:
 
     def all_passage_docs(self) -> list[tuple[int, int]]:
         """(id, doc_id) of every passage (after a killed build, to find orphans)."""
-        with self.errors("reading passages"):
-            rows = self._query(self.names.passages, "id >= 0", ["id", "doc_id"])
+        rows = self.all_rows(self.names.passages, ["id", "doc_id"])
         return [(int(r["id"]), int(r["doc_id"])) for r in rows]
+
+    def all_rows(self, name: str, fields: Sequence[str]) -> list[dict[str, Any]]:
+        """Every row of a collection whose primary key is an id (passages, texts)."""
+        with self.errors("reading every row"):
+            return self._query(name, "id >= 0", fields)
 
     def passages(self, ids: Sequence[int], fields: Sequence[str]) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []

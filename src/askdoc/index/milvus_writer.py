@@ -200,13 +200,14 @@ class MilvusWriter:
         if changes:
             index.put_meta({"state": "building"})
         t0 = time.perf_counter()
+        self._touch(index, plan.touched)
+        todo = plan.new + plan.changed + [(e, known[a].sha256) for a, _, e in plan.renamed]
+        self._write_files(index, todo, plan, fingerprint, model, notes, progress)
+        # after the writes: a renamed file's passages took their vectors from the old ones
         for path in plan.removed + [old_path for old_path, _, _ in plan.renamed]:
             doc_id = doc_id_of(path)
             index.delete_passages(index.passage_ids(doc_id))
             index.delete_document(doc_id)
-        self._touch(index, plan.touched)
-        todo = plan.new + plan.changed + [(e, known[a].sha256) for a, _, e in plan.renamed]
-        self._write_files(index, todo, plan, fingerprint, model, notes, progress)
         if interrupted:
             self._sweep_orphans(index)
         timings["write"] = time.perf_counter() - t0
