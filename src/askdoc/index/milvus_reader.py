@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -25,34 +24,32 @@ from askdoc.config import Settings
 from askdoc.errors import IndexCorruptError, NoIndexError, StoreError
 from askdoc.index.location import StoreFacts, StoreLocation
 from askdoc.index.manifest import Manifest, check_compatible
+from askdoc.index.milvus_bm25 import fts5_scores
 from askdoc.index.milvus_schema import (
-    BM25_K1,
     PASSAGE_FIELDS,
     MilvusIndex,
     decode_sentences,
     doc_id_of,
     passage_chunk,
     passage_row_sha256,
+    stemmed,
 )
 from askdoc.index.schema import DocumentRecord, SkippedRecord, decode_document
 from askdoc.sentence_vectors import unpack
-from askdoc.text import content_terms
+from askdoc.text import BM25_K1, content_terms, idf
 from askdoc.types import Document, StoredChunk
 
 REBUILD = "run `askdoc index --full` to rebuild it"
 SKIP_PREFIX = "skip:"
 TERM_CACHE = 50_000
+CANDIDATE_FACTOR = 2
+"""Milvus's full-text search finds twice the passages wanted; askdoc's BM25 picks among them."""
 
 
 def connect(settings: Settings) -> MilvusIndex:
     location = StoreLocation.of(settings)
     where = location.describe(settings)
     return MilvusIndex(settings, location.uri, location.kind == "milvus-lite", where)
-
-
-def milvus_idf(doc_freq: int, total: int) -> float:
-    """Milvus's BM25 idf (as Lucene's): ``log(1 + (N - df + 0.5) / (df + 0.5))``."""
-    return math.log(1.0 + (total - doc_freq + 0.5) / (doc_freq + 0.5))
 
 
 def read_manifest(index: MilvusIndex) -> Manifest | None:
@@ -122,6 +119,7 @@ class MilvusReader:
         self.where = self.index.where
         self.manifest: Manifest | None = None
         self._terms: dict[str, int] = {}
+        self._average_words = 0.0
         self._depth = 0
         try:
             if not self.index.exists():
@@ -150,6 +148,8 @@ class MilvusReader:
         if self.manifest is None or manifest.generation != self.manifest.generation:
             check_compatible(manifest, self._model, self._chunking, self.where)
             self._terms.clear()
+            words = int(self.index.meta(["words"]).get("words", "0") or 0)
+            self._average_words = words / manifest.chunks if manifest.chunks else 0.0
         self.manifest = manifest
         self._depth = 1
         try:
@@ -163,25 +163,39 @@ class MilvusReader:
     def lexical_top(
         self, text: str, total: int, k: int, common_fraction: float
     ) -> list[tuple[int, float]]:
-        """Milvus BM25 over the question's content words (the same words the embedded store
-        searches: stop words and punctuation left out)."""
-        return self.index.search_bm25(" ".join(content_terms(text)), k)
+        """The BM25 top ``k`` for the question's content words (stop words left out, as in the
+        embedded store): Milvus's full-text search finds ``CANDIDATE_FACTOR * k`` passages,
+        scored again with the embedded store's formula (``milvus_bm25``)."""
+        terms = [stemmed(t) for t in content_terms(text)]
+        found = self.index.search_bm25(" ".join(terms), k * CANDIDATE_FACTOR)
+        if not found:
+            return []
+        rows = self.index.passages([pid for pid, _ in found], ["id", "text", "heading"])
+        by_id = {int(r["id"]): (int(r["id"]), str(r["text"]), str(r["heading"])) for r in rows}
+        candidates = [by_id[pid] for pid, _ in found if pid in by_id]
+        scores = fts5_scores(terms, candidates, self._stem_count, total, self._average_words)
+        return scores[:k]
 
     def lexical_bound(self, text: str, total: int) -> float:
+        """As the embedded store's: ``(k1 + 1) * sum(idf)`` over the question's terms found."""
         freqs = [self.term_count(t) for t in content_terms(text)]
-        return (BM25_K1 + 1) * sum(milvus_idf(df, total) for df in freqs if df > 0)
+        return (BM25_K1 + 1) * sum(idf(df, total) for df in freqs if df > 0)
 
     def term_count(self, word: str) -> int:
-        """Passages holding ``word`` as Milvus analyses it: the length of a BM25 search for the
-        word alone (at most ``milvus_schema.MAX_TOPK``: beyond that, the idf barely moves)."""
-        known = self._terms.get(word)
+        """Passages holding ``word`` (its Porter stem, in their text or heading)."""
+        return self._stem_count(stemmed(word))
+
+    def _stem_count(self, term: str) -> int:
+        """The length of a full-text search for the stem alone (at most
+        ``milvus_schema.MAX_TOPK``: beyond that, the idf barely moves)."""
+        known = self._terms.get(term)
         if known is not None:
             return known
         total = self.manifest.chunks if self.manifest is not None else 0
-        count = len(self.index.search_bm25(word, max(1, total))) if total else 0
+        count = len(self.index.search_bm25(term, max(1, total))) if total and term else 0
         if len(self._terms) >= TERM_CACHE:
             self._terms.clear()
-        self._terms[word] = count
+        self._terms[term] = count
         return count
 
     def chunks(self, ids: Iterable[int]) -> dict[int, StoredChunk]:

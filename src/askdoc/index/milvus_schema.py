@@ -3,16 +3,19 @@ collections of an index and their fields, every request askdoc makes, Milvus err
 
 An index named N (setting ``milvus_collection``) is four collections:
 
-* ``N_passages``: one row per passage: its text (analysed for BM25 by Milvus: a ``BM25``
-  function fills the sparse field ``sparse``), document path and id, heading path, exact span,
+* ``N_passages``: one row per passage: its text and heading path, both also in ``search``
+  (analysed by Milvus: a ``BM25`` function fills the sparse field ``sparse``; the embedded
+  store's full-text index holds both too), document path and id, exact span,
   lines, page, the file's and the passage's sha256 (the passage's is the vector key: a passage
   already embedded with this model is never embedded again), the model, the dense vector, the
   packed sentence vectors and a checksum of the fields a citation shows.
-* ``N_documents``: one row per document: path, size, mtime, sha256, kind, passage count. A
+* ``N_documents``: one row per document: path, size, mtime, sha256, kind, passage count, the
+  words of its passages (for BM25's average passage length). A
   document's row is written after its passages and text, so a row means "complete".
 * ``N_texts``: each document's text and structure (JSON, in parts of at most 60,000
   characters: a VARCHAR holds 65,535 bytes), for the source viewer and sentence spans.
-* ``N_meta``: the manifest, the files remembered as unreadable, and the writer's lease.
+* ``N_meta``: the manifest, the words of all passages, the files remembered as unreadable,
+  and the writer's lease.
 
 Milvus needs a vector field in every collection: documents, texts and meta carry a 2-dimension
 ``unused`` one, always zero.
@@ -36,6 +39,7 @@ import numpy as np
 
 from askdoc.config import Settings
 from askdoc.errors import StoreError
+from askdoc.text import stem, words
 from askdoc.types import Chunk
 
 INSTALL = "pip install 'askdoc[milvus]'"
@@ -51,13 +55,12 @@ MAX_TOPK = 16_384
 BM25_K1 = 1.2
 BM25_B = 0.75
 UNUSED = [0.0, 0.0]
-ANALYZER = {
-    "tokenizer": "standard",
-    "filter": ["lowercase", {"type": "stemmer", "language": "english"}],
-}
-"""Milvus's analyser for BM25: words, lower case, English (Snowball) stems, as FTS5's porter
-tokenizer does in the embedded store. No stop-word filter: askdoc leaves its own stop words
-out of the question (``text.content_terms``), so both stores count the same words."""
+ANALYZER = {"tokenizer": "standard", "filter": ["lowercase"]}
+"""Milvus's analyser for BM25 splits ``search`` into the words askdoc wrote there: askdoc
+stems them itself (``stemmed``), with the Porter stemmer of the embedded store's FTS5
+tokenizer, so both stores count the same words ("10s" is "10" in both; Milvus's own English
+stemmer differs on such words). No stop-word filter: askdoc leaves its own stop words out of
+questions (``text.content_terms``)."""
 PASSAGE_FIELDS = [
     "id",
     "doc_id",
@@ -97,6 +100,16 @@ def int_id(*parts: object) -> int:
 
 def doc_id_of(path: str) -> int:
     return int_id("document", path)
+
+
+def stemmed(text: str) -> str:
+    """``text`` as the words BM25 indexes and searches: lower case, Porter stems."""
+    return " ".join(stem(word) for word in words(text))
+
+
+def search_text(heading: str, text: str) -> str:
+    """What BM25 sees of a passage: the stems of its heading path and of its text."""
+    return stemmed(f"{heading}\n{text}" if heading else text)
 
 
 def passage_row_sha256(row: dict[str, Any]) -> str:
@@ -240,14 +253,11 @@ class MilvusIndex:
             schema.add_field("doc_id", kind.INT64)
             schema.add_field("path", kind.VARCHAR, max_length=MAX_PATH)
             schema.add_field("ordinal", kind.INT64)
-            schema.add_field(
-                "text",
-                kind.VARCHAR,
-                enable_analyzer=True,
-                analyzer_params=ANALYZER,
-                **text,
-            )
+            schema.add_field("text", kind.VARCHAR, **text)
             schema.add_field("heading", kind.VARCHAR, **text)
+            schema.add_field(
+                "search", kind.VARCHAR, enable_analyzer=True, analyzer_params=ANALYZER, **text
+            )
             for field in ("span_start", "span_end", "line_start", "line_end", "page"):
                 schema.add_field(field, kind.INT64)
             for field in ("file_sha256", "chunk_sha256", "row_sha256", "model"):
@@ -259,7 +269,7 @@ class MilvusIndex:
                 pymilvus.Function(
                     name="bm25",
                     function_type=pymilvus.FunctionType.BM25,
-                    input_field_names=["text"],
+                    input_field_names=["search"],
                     output_field_names=["sparse"],
                 )
             )
@@ -285,6 +295,7 @@ class MilvusIndex:
             for field in ("sha256", "content_sha256"):
                 schema.add_field(field, kind.VARCHAR, **sha)
             schema.add_field("passages", kind.INT64)
+            schema.add_field("words", kind.INT64)
             schema.add_field("parts", kind.INT64)
         else:
             schema.add_field("id", kind.INT64, is_primary=True)
@@ -440,7 +451,7 @@ class MilvusIndex:
         return rows[0] if rows else None
 
     def document_rows(self) -> list[dict[str, Any]]:
-        fields = ["doc_id", "path", "size", "mtime", "sha256", "kind", "passages", "parts"]
+        fields = ["doc_id", "path", "size", "mtime", "sha256", "kind", "passages", "words", "parts"]
         with self.errors("listing documents"):
             return self._query(self.names.documents, "doc_id >= 0", [*fields, "content_sha256"])
 

@@ -28,6 +28,7 @@ from askdoc.config import Settings
 from askdoc.embedder import Embedder
 from askdoc.errors import IndexBusyError, IndexMismatchError, ReadError, TransientReadError
 from askdoc.index.manifest import FORMAT_VERSION, Manifest, check_compatible
+from askdoc.index.milvus_bm25 import passage_words
 from askdoc.index.milvus_reader import (
     SKIP_PREFIX,
     connect,
@@ -43,6 +44,7 @@ from askdoc.index.milvus_schema import (
     fits,
     int_id,
     passage_row_sha256,
+    search_text,
 )
 from askdoc.index.planning import Plan, make_plan, reader_fingerprint, reason
 from askdoc.index.schema import SkippedRecord, text_hash
@@ -356,6 +358,7 @@ class MilvusWriter:
                 "ordinal": chunk.ordinal,
                 "text": chunk.text,
                 "heading": chunk.heading,
+                "search": search_text(chunk.heading, chunk.text),
                 "span_start": chunk.start,
                 "span_end": chunk.end,
                 "line_start": chunk.line_start,
@@ -393,6 +396,7 @@ class MilvusWriter:
                 "sha256": read.digest,
                 "content_sha256": hashlib.sha256(data.encode("ascii")).hexdigest(),
                 "passages": len(rows),
+                "words": sum(passage_words(c.text, c.heading) for c in read.chunks),
                 "parts": parts,
             }
         )
@@ -427,8 +431,10 @@ class MilvusWriter:
             chunks=index.count(index.names.passages),
         )
         raw = manifest.to_json()
+        words = sum(int(row["words"]) for row in index.document_rows())
         index.put_meta(
             {
+                "words": str(words),
                 "manifest": raw,
                 "manifest_sha256": hashlib.sha256(raw.encode("utf-8")).hexdigest(),
                 "state": "ready",
@@ -476,5 +482,5 @@ def _check_sizes(path: str, chunks: tuple[Chunk, ...] | list[Chunk]) -> None:
     if not fits(path, MAX_PATH):
         raise ReadError("its path is longer than Milvus stores (4,096 bytes)")
     for chunk in chunks:
-        if not (fits(chunk.text) and fits(chunk.heading)):
+        if not fits(search_text(chunk.heading, chunk.text)):
             raise ReadError("a passage or heading is longer than Milvus stores (65,535 bytes)")
