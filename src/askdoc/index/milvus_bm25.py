@@ -9,10 +9,12 @@ passages holding each term and the index's average passage length (in words).
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from collections import Counter
 from collections.abc import Callable, Sequence
 
-from askdoc.text import BM25_K1, idf, stem, words
+from askdoc.text import BM25_K1, idf, stem
 
 BM25_B = 0.75
 """FTS5's bm25() constant b (fts5_aux.c)."""
@@ -20,13 +22,27 @@ HEADING_WEIGHT = 0.5
 """The embedded store's weight of the heading column (``schema.LEXICAL``)."""
 
 
+_TOKEN = re.compile(r"[^\W_]+")
+"""A word as FTS5's unicode61 tokenizer sees one: letters and digits (an underscore splits)."""
+
+
+def fts_words(text: str) -> list[str]:
+    """``text``'s words as FTS5's unicode61 tokenizer makes them: lower case, without
+    diacritics ("café" is "cafe"), split at anything but a letter or digit ("__init__" is
+    "init")."""
+    folded = unicodedata.normalize("NFKD", text.lower())
+    plain = "".join(c for c in folded if not unicodedata.combining(c))
+    return _TOKEN.findall(plain)
+
+
 def stems(text: str) -> list[str]:
-    return [stem(word) for word in words(text)]
+    """The Porter stems of ``text``'s words: what FTS5's ``porter unicode61`` indexes."""
+    return [stem(word) for word in fts_words(text)]
 
 
 def passage_words(text: str, heading: str) -> int:
     """A passage's length as FTS5 counts it: the words of both its columns."""
-    return len(words(text)) + len(words(heading))
+    return len(fts_words(text)) + len(fts_words(heading))
 
 
 def fts5_scores(

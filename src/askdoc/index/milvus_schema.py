@@ -39,7 +39,7 @@ import numpy as np
 
 from askdoc.config import Settings
 from askdoc.errors import StoreError
-from askdoc.text import stem, words
+from askdoc.index.milvus_bm25 import stems
 from askdoc.types import Chunk
 
 INSTALL = "pip install 'askdoc[milvus]'"
@@ -103,8 +103,8 @@ def doc_id_of(path: str) -> int:
 
 
 def stemmed(text: str) -> str:
-    """``text`` as the words BM25 indexes and searches: lower case, Porter stems."""
-    return " ".join(stem(word) for word in words(text))
+    """``text`` as the words BM25 indexes and searches: FTS5's words, Porter stems."""
+    return " ".join(stems(text))
 
 
 def search_text(heading: str, text: str) -> str:
