@@ -24,6 +24,7 @@ from askdoc.errors import (
     IndexBusyError,
     IndexCorruptError,
     IndexMismatchError,
+    NoIndexError,
     StoreError,
 )
 from askdoc.index.milvus_reader import MilvusReader, connect
@@ -297,6 +298,9 @@ def test_no_index_no_package_no_server(
     assert verify_milvus(milvus_settings) == ["there is no index here yet: run `askdoc index`"]
     with Engine(milvus_settings, FakeEmbedder()) as engine:
         assert engine.status().problem == "no index yet"
+        with pytest.raises(NoIndexError, match="no index in Milvus collection 'askdoc' at"):
+            engine.ask("Who kept the lighthouse?")
+    assert not Path(milvus_settings.store.removeprefix("milvus-lite:")).exists()  # not made
     with socket.socket() as free:
         free.bind(("127.0.0.1", 0))
         port = free.getsockname()[1]
@@ -305,7 +309,7 @@ def test_no_index_no_package_no_server(
         MilvusReader(away)
     monkeypatch.setitem(sys.modules, "pymilvus", None)
     with pytest.raises(StoreError, match=r"pip install 'askdoc\[milvus\]'"):
-        MilvusReader(milvus_settings)
+        MilvusWriter(milvus_settings, FakeEmbedder()).build()
 
 
 def test_store_settings(tmp_path: Path) -> None:
@@ -326,3 +330,14 @@ def test_store_settings(tmp_path: Path) -> None:
             load_settings(environ={}, store=bad)
     with pytest.raises(ConfigError, match="setting 'milvus_collection' must be"):
         load_settings(environ={}, milvus_collection="no-dashes")
+
+
+def test_the_library_api_on_milvus(milvus_settings: Settings) -> None:
+    import askdoc
+
+    with askdoc.open(
+        corpus=milvus_settings.corpus, store=milvus_settings.store, embedder=FakeEmbedder()
+    ) as engine:
+        assert engine.build().documents == 4
+        answer = engine.ask("When was the Treaty of Oakridge signed?")
+        assert answer.found and answer.sources[0].path == "treaty.txt"

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -46,10 +47,15 @@ CANDIDATE_FACTOR = 2
 """Milvus's full-text search finds twice the passages wanted; askdoc's BM25 picks among them."""
 
 
-def connect(settings: Settings) -> MilvusIndex:
+def connect(settings: Settings, create: bool = False) -> MilvusIndex:
+    """A connection to the index the settings name. Reading (``create`` False) a Milvus Lite
+    file that is not there is NoIndexError: Milvus Lite would make an empty one."""
     location = StoreLocation.of(settings)
     where = location.describe(settings)
-    return MilvusIndex(settings, location.uri, location.kind == "milvus-lite", where)
+    lite = location.kind == "milvus-lite"
+    if lite and not create and not os.path.exists(location.uri):
+        raise NoIndexError(f"there is no index in {where} yet: run `askdoc index`")
+    return MilvusIndex(settings, location.uri, lite, where)
 
 
 def read_manifest(index: MilvusIndex) -> Manifest | None:
@@ -93,7 +99,10 @@ def document_records(index: MilvusIndex) -> dict[str, DocumentRecord]:
 
 def milvus_facts(settings: Settings) -> StoreFacts | None:
     """What ``askdoc status`` shows, or None when the store holds no index."""
-    index = connect(settings)
+    try:
+        index = connect(settings)
+    except NoIndexError:
+        return None
     try:
         if not index.exists():
             return None

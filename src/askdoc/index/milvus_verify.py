@@ -12,7 +12,7 @@ import json
 from collections import Counter
 
 from askdoc.config import Settings
-from askdoc.errors import AskdocError
+from askdoc.errors import AskdocError, NoIndexError
 from askdoc.index.manifest import FORMAT_VERSION
 from askdoc.index.milvus_reader import connect, read_manifest
 from askdoc.index.milvus_schema import PASSAGE_FIELDS, MilvusIndex, passage_row_sha256
@@ -23,7 +23,10 @@ MAX_LISTED = 5
 
 def verify_milvus(settings: Settings) -> list[str]:
     """Every problem found, one line each (an empty list: the index is sound)."""
-    index = connect(settings)
+    try:
+        index = connect(settings)
+    except NoIndexError:
+        return ["there is no index here yet: run `askdoc index`"]
     try:
         if not index.exists():
             return ["there is no index here yet: run `askdoc index`"]

@@ -149,7 +149,7 @@ class MilvusWriter:
     ) -> BuildReport:
         started = time.perf_counter()
         entries, skipped = self._files._scan()
-        index = connect(self.settings)
+        index = connect(self.settings, create=True)
         self._lease = None
         try:
             return self._build(index, entries, skipped, full, dry_run, wait, progress, started)
