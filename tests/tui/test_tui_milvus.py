@@ -31,6 +31,7 @@ async def shown(settings: Settings, make_embedder: EmbedderFactory) -> tuple[lis
         async with app.run_test(size=(120, 40)) as pilot:
             await ready(pilot, app)
             await ask(pilot, app, TREATY)
+            header = widget_text(app.query_one("#index-info"))
             painted = [widget_text(s) for s in app.query(CitedSentence)]
             painted += [widget_lines(card)[0].split(" score")[0] for card in app.query(SourceCard)]
             await pilot.press("ctrl+o", "enter")
@@ -39,6 +40,7 @@ async def shown(settings: Settings, make_embedder: EmbedderFactory) -> tuple[lis
             await pilot.press("q")
     finally:
         engine.close()
+    assert ("· Milvus ·" in header) == bool(settings.store), header
     return painted, cited
 
 

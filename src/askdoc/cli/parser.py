@@ -26,6 +26,7 @@ EPILOG = """examples:
   askdoc ask "..." --generate       also a language model's answer, each sentence checked
   askdoc status                     index facts and files changed since the last build
   askdoc verify --repair            check the index after cleaning up after failed builds
+  askdoc index --store milvus-lite:askdoc.db   the index in Milvus Lite (docs/scale.md)
   askdoc                            open the chat UI
 
 settings: askdoc.toml ([askdoc] table) < ASKDOC_* environment < flags."""

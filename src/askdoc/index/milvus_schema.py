@@ -92,6 +92,16 @@ def _pymilvus() -> Any:
     return pymilvus
 
 
+@contextmanager
+def _quiet_logging() -> Iterator[None]:
+    """Milvus Lite logs its failures on the root logger (stderr); askdoc says them in one line."""
+    logging.disable(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        logging.disable(logging.NOTSET)
+
+
 def int_id(*parts: object) -> int:
     """A stable 63-bit id (Milvus primary keys are signed 64-bit)."""
     raw = "\x00".join(str(p) for p in parts).encode("utf-8", "surrogatepass")
@@ -185,7 +195,7 @@ class MilvusIndex:
         if settings.milvus_database:
             options["db_name"] = settings.milvus_database
         try:
-            with warnings.catch_warnings():
+            with warnings.catch_warnings(), _quiet_logging():
                 warnings.simplefilter("ignore")
                 self.client = pymilvus.MilvusClient(**options)
         except self._exceptions as exc:

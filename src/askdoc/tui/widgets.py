@@ -40,8 +40,9 @@ class StatusBar(Horizontal):
         manifest = status.manifest
         if manifest is not None:
             model = texts.one_line(str(manifest.model.get("name", "?"))).split("/")[-1]
+            store = " · Milvus" if manifest.faiss_kind == "milvus" else ""
             parts.append(
-                f" · {manifest.documents} documents · {manifest.chunks} passages · {model}"
+                f"{store} · {manifest.documents} documents · {manifest.chunks} passages · {model}"
             )
         elif status.problem:
             parts.append((f" · {texts.one_line(status.problem)}", "$text-error"))
