@@ -191,6 +191,10 @@ class Engine:
                     timings,
                 )
                 t1 = time.perf_counter()
+                spans = [(h.chunk.doc_path, h.chunk.start, h.chunk.end) for h in hits]
+                pooled = dict(
+                    zip(spans, reader.sentence_vectors_many(spans, dimension), strict=True)
+                )
                 answer = compose(
                     searched,
                     searched,
@@ -200,9 +204,7 @@ class Engine:
                     reader.term_count,
                     manifest.chunks,
                     self.answer_params,
-                    lambda hit: reader.sentence_vectors(
-                        hit.chunk.doc_path, hit.chunk.start, hit.chunk.end, dimension
-                    ),
+                    lambda hit: pooled[(hit.chunk.doc_path, hit.chunk.start, hit.chunk.end)],
                     masked_vector,
                 )
             timings["answer"] = time.perf_counter() - t1
@@ -240,7 +242,8 @@ class Engine:
             reader = self.open_index()
             dimension = self.embedder.dimension
             with reader.snapshot():
-                return [reader.sentence_vectors(s.path, s.start, s.end, dimension) for s in sources]
+                spans = [(s.path, s.start, s.end) for s in sources]
+                return reader.sentence_vectors_many(spans, dimension)
 
     def document(self, path: str) -> Document | None:
         """The stored document at ``path`` (relative to the corpus), or None."""

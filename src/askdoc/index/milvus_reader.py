@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -176,6 +176,7 @@ class MilvusReader:
         embedded store): Milvus's full-text search finds ``CANDIDATE_FACTOR * k`` passages,
         scored again with the embedded store's formula (``milvus_bm25``)."""
         terms = [stemmed(t) for t in content_terms(text)]
+        self._count_stems(terms)
         found = self.index.search_bm25(" ".join(terms), k * CANDIDATE_FACTOR)
         if not found:
             return []
@@ -195,17 +196,25 @@ class MilvusReader:
         return self._stem_count(stemmed(word))
 
     def _stem_count(self, term: str) -> int:
-        """The length of a full-text search for the stem alone (at most
-        ``milvus_schema.MAX_TOPK``: beyond that, the idf barely moves)."""
         known = self._terms.get(term)
-        if known is not None:
-            return known
+        if known is None:
+            self._count_stems([term])
+            known = self._terms[term]
+        return known
+
+    def _count_stems(self, terms: Sequence[str]) -> None:
+        """Count the passages holding each stem not counted yet, in one request: the length of
+        a full-text search for the stem alone (at most ``milvus_schema.MAX_TOPK``: beyond that,
+        the idf barely moves). Remembered until the generation changes."""
+        todo = [t for t in dict.fromkeys(terms) if t not in self._terms]
+        if not todo:
+            return
         total = self.manifest.chunks if self.manifest is not None else 0
-        count = len(self.index.search_bm25(term, max(1, total))) if total and term else 0
-        if len(self._terms) >= TERM_CACHE:
+        found = self.index.search_bm25_many(todo, max(1, total)) if total else [[] for _ in todo]
+        if len(self._terms) + len(todo) >= TERM_CACHE:
             self._terms.clear()
-        self._terms[term] = count
-        return count
+        for term, hits in zip(todo, found, strict=True):
+            self._terms[term] = len(hits)
 
     def chunks(self, ids: Iterable[int]) -> dict[int, StoredChunk]:
         wanted = list(dict.fromkeys(ids))
@@ -226,26 +235,40 @@ class MilvusReader:
             raise IndexCorruptError(f"{self.where}: passage {row.get('id')} is damaged: {REBUILD}")
         return StoredChunk(id=int(row["id"]), doc_id=int(row["doc_id"]), chunk=passage_chunk(row))
 
-    def sentence_vectors(
-        self, path: str, start: int, end: int, dimension: int
-    ) -> dict[tuple[int, int], np.ndarray]:
-        out: dict[tuple[int, int], np.ndarray] = {}
-        rows = self.index.passages_overlapping(doc_id_of(path), start, end)
-        # in document order, as the embedded store: a sentence two passages share keeps the
-        # vector pooled in the first
-        for row in sorted(rows, key=lambda r: (int(r["ordinal"]), int(r["span_start"]))):
+    def sentence_vectors_many(
+        self, spans: Sequence[tuple[str, int, int]], dimension: int
+    ) -> list[dict[tuple[int, int], np.ndarray]]:
+        """One query for the passages overlapping every span, then each span's vectors in
+        document order, as the embedded store: a sentence two passages share keeps the vector
+        pooled in the first."""
+        wanted = [(doc_id_of(path), path, start, end) for path, start, end in spans]
+        rows = self.index.passages_overlapping_any([(d, a, b) for d, _, a, b in wanted])
+        ordered = sorted(rows, key=lambda r: (int(r["ordinal"]), int(r["span_start"])))
+        decoded: dict[int, tuple[StoredChunk, list[tuple[int, int]], np.ndarray]] = {}
+        for row in ordered:
             stored = self._checked(row)
-            if stored.chunk.doc_path != path or not row.get("sentences"):
-                continue  # another path with the same id (never seen), or embedded on use
+            if not row.get("sentences"):
+                continue  # too long to keep: embedded on use
             try:
-                spans, vectors = unpack(decode_sentences(str(row["sentences"])), dimension)
+                found, vectors = unpack(decode_sentences(str(row["sentences"])), dimension)
             except ValueError:
                 raise IndexCorruptError(
                     f"{self.where}: the sentence vectors of passage {stored.id} are damaged: "
                     f"{REBUILD}"
                 ) from None
-            for (a, b), vector in zip(spans, vectors, strict=True):
-                out.setdefault((stored.chunk.start + a, stored.chunk.start + b), vector)
+            decoded[stored.id] = (stored, found, vectors)
+        out: list[dict[tuple[int, int], np.ndarray]] = []
+        for doc_id, path, start, end in wanted:
+            own: dict[tuple[int, int], np.ndarray] = {}
+            for stored, found, vectors in decoded.values():
+                chunk = stored.chunk
+                if stored.doc_id != doc_id or chunk.doc_path != path:
+                    continue
+                if not (chunk.start < end and chunk.end > start):
+                    continue
+                for (a, b), vector in zip(found, vectors, strict=True):
+                    own.setdefault((chunk.start + a, chunk.start + b), vector)
+            out.append(own)
         return out
 
     def document(self, path: str) -> Document | None:

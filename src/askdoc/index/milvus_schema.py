@@ -405,9 +405,15 @@ class MilvusIndex:
                     found.setdefault(str(row["chunk_sha256"]), row)
         return found
 
-    def passages_overlapping(self, doc_id: int, start: int, end: int) -> list[dict[str, Any]]:
-        condition = (
-            f"doc_id == {int(doc_id)} and span_start < {int(end)} and span_end > {int(start)}"
+    def passages_overlapping_any(
+        self, spans: Sequence[tuple[int, int, int]]
+    ) -> list[dict[str, Any]]:
+        """Passages overlapping any (doc_id, start, end), with their sentence vectors."""
+        if not spans:
+            return []
+        condition = " or ".join(
+            f"(doc_id == {int(d)} and span_start < {int(b)} and span_end > {int(a)})"
+            for d, a, b in spans
         )
         with self.errors("reading sentence vectors"):
             return self._query(self.names.passages, condition, [*PASSAGE_FIELDS, "sentences"])
@@ -431,18 +437,25 @@ class MilvusIndex:
         return [(int(hit["id"]), float(hit["distance"])) for hit in result[0]]
 
     def search_bm25(self, text: str, k: int) -> list[tuple[int, float]]:
-        if not text.strip():
-            return []
-        with self.errors("full-text search"):
-            result = self.client.search(
-                self.names.passages,
-                data=[text],
-                anns_field="sparse",
-                limit=min(k, MAX_TOPK),
-                search_params={"metric_type": "BM25"},
-                output_fields=[],
-            )
-        return [(int(hit["id"]), float(hit["distance"])) for hit in result[0]]
+        return self.search_bm25_many([text], k)[0]
+
+    def search_bm25_many(self, texts: Sequence[str], k: int) -> list[list[tuple[int, float]]]:
+        """Full-text searches for several texts in one request: (id, BM25) lists, best first."""
+        asked = [t for t in texts if t.strip()]
+        found: dict[str, list[tuple[int, float]]] = {}
+        if asked:
+            with self.errors("full-text search"):
+                result = self.client.search(
+                    self.names.passages,
+                    data=asked,
+                    anns_field="sparse",
+                    limit=min(k, MAX_TOPK),
+                    search_params={"metric_type": "BM25"},
+                    output_fields=[],
+                )
+            for text, hits in zip(asked, result, strict=True):
+                found[text] = [(int(hit["id"]), float(hit["distance"])) for hit in hits]
+        return [found.get(t, []) for t in texts]
 
     # ------------------------------------------------------------------ documents and texts
 
@@ -494,7 +507,13 @@ class MilvusIndex:
                 self.client.flush(name)
 
     def _query(self, name: str, condition: str, fields: Sequence[str]) -> list[dict[str, Any]]:
-        """Every row matching ``condition``, read in pages (a query returns at most 16,384)."""
+        """Every row matching ``condition``: one query, or (past the 16,384 rows one query may
+        return) an iterator reading them in pages."""
+        first = self.client.query(
+            name, filter=condition, output_fields=list(fields), limit=MAX_TOPK
+        )
+        if len(first) < MAX_TOPK:
+            return list(first)
         out: list[dict[str, Any]] = []
         iterator = self.client.query_iterator(
             name, batch_size=1000, filter=condition, output_fields=list(fields)

@@ -10,7 +10,7 @@ or missing FAISS file is rebuilt from the stored vectors instead (``repair=True`
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -281,6 +281,11 @@ class IndexReader:
             for (a, b), vector in zip(spans, vectors, strict=True):
                 out.setdefault((stored.chunk.start + a, stored.chunk.start + b), vector)
         return out
+
+    def sentence_vectors_many(
+        self, spans: Sequence[tuple[str, int, int]], dimension: int
+    ) -> list[dict[tuple[int, int], np.ndarray]]:
+        return [self.sentence_vectors(path, a, b, dimension) for path, a, b in spans]
 
     def _checked(self, row: schema.PassageRow) -> StoredChunk:
         """The passage, once its checksum and its document's identity checksum match."""

@@ -8,7 +8,7 @@ module knows which one it talks to. The Milvus modules are imported only when ch
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -51,9 +51,12 @@ class Store(Protocol):
 
     def chunks(self, ids: Iterable[int]) -> dict[int, StoredChunk]: ...
 
-    def sentence_vectors(
-        self, path: str, start: int, end: int, dimension: int
-    ) -> dict[tuple[int, int], np.ndarray]: ...
+    def sentence_vectors_many(
+        self, spans: Sequence[tuple[str, int, int]], dimension: int
+    ) -> list[dict[tuple[int, int], np.ndarray]]:
+        """For each (path, start, end), the sentence vectors pooled at index time for the
+        passages overlapping it, keyed by absolute span (one request, where the store can)."""
+        ...
 
     def document(self, path: str) -> Document | None: ...
 
