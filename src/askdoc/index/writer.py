@@ -159,7 +159,7 @@ class IndexWriter:
         """What the isolated reader process needs to read a file as this build does."""
         return WorkerConfig(
             self.max_bytes,
-            str(self.embedder.path),
+            self.embedder.tokens,
             self.chunk_settings,
             self.settings.max_line_chars,
         )
