@@ -218,18 +218,45 @@ def test_failed_publish_keeps_previous_index(
     assert leftovers == [] and verify_index(settings.index) == []
 
 
-def test_damaged_faiss_file_is_rebuilt_from_vectors(settings: Settings) -> None:
+@pytest.mark.parametrize("damage", ["flipped byte", "deleted"])
+def test_a_reader_serves_a_damaged_faiss_file_from_memory_and_writes_nothing(
+    settings: Settings, damage: str
+) -> None:
+    """A damaged or missing FAISS file: the reader builds the same index in memory (while a
+    build holds the write lock: it neither takes nor waits for it), leaves the file as it is
+    and says so; the next `askdoc index`, with nothing changed, writes the file again."""
     settings = replace(settings, exact_below=0)  # approximate: the only kind with a FAISS file
     Engine(settings, FakeEmbedder()).build()
+    question = "Who signed the strategic partnership agreement?"
+    first = Engine(settings, FakeEmbedder())
+    pristine = first.ask(question)
+    first.close()
     faiss_file = next(settings.index.glob("vectors-*.faiss"))
-    data = bytearray(faiss_file.read_bytes())
-    data[len(data) // 2] ^= 0xFF
-    faiss_file.write_bytes(bytes(data))
-    assert any("checksum" in p for p in verify_index(settings.index))
+    if damage == "deleted":
+        faiss_file.unlink()
+    else:
+        data = bytearray(faiss_file.read_bytes())
+        data[len(data) // 2] ^= 0xFF
+        faiss_file.write_bytes(bytes(data))
+    left = faiss_file.read_bytes() if faiss_file.exists() else None
+    problems = verify_index(settings.index)
     engine = Engine(settings, FakeEmbedder())
-    answer = engine.ask("Who signed the strategic partnership agreement?")
-    assert answer.sources
+    with IndexLock(settings.index):  # a build is running
+        answer = engine.ask(question)
+    assert answer.sources and answer.sources == pristine.sources
+    assert answer.sentences == pristine.sentences
+    assert (faiss_file.read_bytes() if faiss_file.exists() else None) == left
+    assert problems and verify_index(settings.index) == problems  # still there: nothing written
+    notice = engine.open_index().notice
+    assert faiss_file.name in notice and "`askdoc verify --repair`" in notice
+    report = engine.build()
+    assert report.notes == (
+        f"{faiss_file.name} is damaged or missing: written again from the vectors",
+    )
     assert verify_index(settings.index) == []
+    assert engine.ask(question).sources == pristine.sources
+    assert engine.open_index().notice == ""
+    engine.close()
 
 
 def test_flat_index_keeps_one_copy_of_each_vector(fake_engine: Engine, settings: Settings) -> None:
