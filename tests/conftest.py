@@ -15,6 +15,7 @@ import pytest
 from askdoc.config import Settings
 from askdoc.embedder import Embedder, ModelFingerprint, ProgressFn
 from askdoc.engine import Engine
+from askdoc.tokens import TokenCounter
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -26,10 +27,11 @@ SAMPLE_CORPUS = REPO / "corpus"
 
 class FakeEmbedder(Embedder):
     """Bag-of-words hashing embedder: deterministic, instant, and similar texts get similar
-    vectors. Uses the real model's tokenizer for token counts. Counts every text it encodes."""
+    vectors. Needs no model files: tokens are counted by a rule (``tokens.RULES``), never by
+    the model's tokenizer. Counts every text it encodes."""
 
     def __init__(self, dimension: int = 384, name: str = "fake-bow") -> None:
-        super().__init__("")
+        self._setup(Path(name), "onnx", "", TokenCounter(rule="word-pieces"))
         self._dim = dimension
         self._name = name
         self.encoded: list[str] = []
@@ -38,6 +40,10 @@ class FakeEmbedder(Embedder):
     @property
     def dimension(self) -> int:
         return self._dim
+
+    @property
+    def max_seq_length(self) -> int:
+        return 256
 
     @property
     def fingerprint(self) -> ModelFingerprint:  # type: ignore[override]

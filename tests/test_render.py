@@ -59,7 +59,7 @@ def test_answer_text_shows_the_answer_first_and_collapsed_sources() -> None:
     assert "[1] corpus/port.txt:L11  score 0.61" in text
     assert "dredged" not in text  # collapsed
     whole = render(answer, passages=True)
-    assert "dredged" in whole and "(passage L10-12)" in whole
+    assert "dredged" in whole and "  passage L10-12" in whole
 
 
 def test_refusal_lists_the_closest_passages_one_line_each() -> None:

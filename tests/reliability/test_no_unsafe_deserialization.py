@@ -4,7 +4,8 @@ Planted files -- a pickle, an object-array ``.npy``, a pickle in place of the FA
 manifest naming a pickle -- never execute. Defined behaviour: files askdoc does not know are
 never opened (the index still answers) and ``askdoc verify`` reports them; a manifest naming
 anything but ``vectors-<n>.faiss`` makes the index invalid (IndexCorruptError); a FAISS file that
-is not one fails in FAISS's own reader (no unpickling), and is rebuilt from the stored vectors.
+is not one fails in FAISS's own reader (no unpickling); the reader builds the index in memory from
+the stored vectors instead.
 And a source scan: no deserializer that can run code is used anywhere in src/.
 """
 
@@ -134,7 +135,7 @@ def test_a_pickle_in_place_of_the_faiss_file_never_runs(built: Settings, tmp_pat
     set_manifest(built, faiss_sha256=sha256_file(faiss_file))  # even with a matching checksum
     with pytest.raises(IndexCorruptError, match="unreadable FAISS file"):
         IndexReader(built.index, *fake_identity(built), repair=False)
-    assert Engine(built, FakeEmbedder()).ask(QUESTION).sources  # rebuilt from stored vectors
+    assert Engine(built, FakeEmbedder()).ask(QUESTION).sources  # built in memory from vectors
     assert not marker.exists()
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
+from askdoc import render as render_module
 from askdoc.tui import texts
 from askdoc.tui.app import AskdocApp
 from askdoc.tui.commands import COMMANDS
@@ -195,3 +196,32 @@ def test_every_answer_sentence_of_a_source_is_highlighted() -> None:
     title = texts.viewer_title(both, document, Path("corpus")).plain
     assert title.endswith("· cited sentences on line 2")
     assert texts.cited_span(both) == (START, second + len("It was a surprise."))
+
+
+def test_the_cli_and_the_chat_show_a_source_by_the_same_rules() -> None:
+    """A source's title and its highlighted passage are written once (render): the CLI's rich
+    Text and the chat's Content hold the same text and highlight the same sentence, also when a
+    control character before it is stripped (offsets are cut before cleaning)."""
+    text = TEXT.replace("19. It", "19.\x07 It")
+    second = text.index("It was")
+    cited = replace(
+        source(text=text),
+        end=len(text),
+        heading="Pact\x1b[31m news",
+        highlights=((second, second + len("It was a surprise.")),),
+    )
+    cli = render_module.styled(
+        render_module.title_pieces(cited, Path("corpus"), True, passage=True, heading=True)
+    )
+    chat = texts.source_title(cited, Path("corpus"), True, expanded=True)
+    assert (
+        chat.plain
+        == cli.plain
+        == "[1] corpus/news/pact.txt:L2  passage L2-3  score 0.50  § Pact[31m news"
+    )
+    rich_passage = render_module.passage_text(cited)
+    content = texts.passage_content(cited)
+    assert content.plain == rich_passage.plain == text[START:].replace("\x07", "")
+    lit = [content.plain[span.start : span.end] for span in content.spans]
+    assert lit == [rich_passage.plain[s.start : s.end] for s in rich_passage.spans]
+    assert lit == ["It was a surprise."]

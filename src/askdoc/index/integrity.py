@@ -21,8 +21,11 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
+from askdoc.errors import IndexCorruptError
 from askdoc.index import schema
 
 
@@ -56,6 +59,18 @@ def skipped_row_sha256(
 
 def vector_sha256(key: str, blob: bytes) -> str:
     return hashlib.sha256(key.encode("utf-8") + b"\0" + bytes(blob)).hexdigest()
+
+
+def verified_vectors(conn: sqlite3.Connection, db_path: Path) -> Iterator[tuple[int, bytes]]:
+    """(passage id, vector) of every passage, in id order, each vector checked against its
+    checksum (IndexCorruptError naming the passage): what a FAISS index is built from."""
+    for chunk_id, blob, key, stored in conn.execute(schema.PASSAGE_VECTORS):
+        if vector_sha256(key, blob) != stored:
+            raise IndexCorruptError(
+                f"{db_path}: the stored vector of passage {chunk_id} is damaged "
+                f"(checksum mismatch): {schema.REBUILD}"
+            )
+        yield chunk_id, blob
 
 
 def seal(conn: sqlite3.Connection) -> int:

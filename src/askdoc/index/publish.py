@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
-from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 from askdoc.errors import IndexCorruptError, NoIndexError
 from askdoc.index import schema
-from askdoc.index.integrity import chunks_digest, fts_digest, seal, vector_sha256
+from askdoc.index.integrity import chunks_digest, fts_digest, seal, verified_vectors
 from askdoc.index.lock import IndexLock
 from askdoc.index.manifest import FORMAT_VERSION, Manifest, read_manifest, write_manifest
 from askdoc.index.schema import DB_NAME, REBUILD, connect, database_errors, now, transaction
@@ -48,13 +47,13 @@ def commit_generation(
     seal(conn)
     count = conn.execute(schema.PASSAGE_COUNT).fetchone()[0]
     kind = "flat" if count < exact_below else "ivf"
-    rows = conn.execute(schema.PASSAGE_VECTORS)
+    rows = verified_vectors(conn, db_path)
     if kind == "flat":  # no file: readers build the exact index from these rows (format 4)
         hasher = hashlib.sha256()
-        total = sum(1 for _ in rows_digest(_verified(rows, db_path), hasher))
+        total = sum(1 for _ in rows_digest(rows, hasher))
         name, digest = "", hasher.hexdigest()
     else:
-        index = build_faiss(_verified(rows, db_path), int(model["dimension"]), kind)
+        index = build_faiss(rows, int(model["dimension"]), kind)
         total = index.ntotal
         name = faiss_name(generation)
         digest = write_faiss_file(index, index_dir, name)
@@ -76,17 +75,6 @@ def commit_generation(
     )
     write_manifest(conn, manifest)
     return manifest
-
-
-def _verified(rows: Iterable[tuple[int, bytes, str, str]], db_path: Path) -> Iterator[Any]:
-    """(chunk id, vector) rows whose vector still matches its checksum."""
-    for chunk_id, blob, key, stored in rows:
-        if vector_sha256(key, blob) != stored:
-            raise IndexCorruptError(
-                f"{db_path}: the stored vector of passage {chunk_id} is damaged "
-                f"(checksum mismatch): {REBUILD}"
-            )
-        yield chunk_id, blob
 
 
 def leftover_files(index_dir: Path, manifest: Manifest | None) -> list[str]:
@@ -112,9 +100,11 @@ def remove_stale_files(index_dir: Path, manifest: Manifest | None) -> list[str]:
 
 
 def repair_faiss(index_dir: Path, wait: float = 10.0) -> Manifest:
-    """Rebuild a damaged or missing FAISS file from the stored vectors (takes the write lock,
-    waiting up to ``wait`` seconds for a running build). Nothing is rebuilt when the current
-    generation's file is sound by then (a build published, or another reader repaired it)."""
+    """Rebuild a damaged or missing FAISS file from the stored vectors (``askdoc verify
+    --repair``; takes the write lock, waiting up to ``wait`` seconds for a running build).
+    Nothing is rebuilt when the current generation's file is sound by then (a build published,
+    or another repair ran). Readers never call this: they search the same index built in memory
+    (``reader``) until the file is rewritten."""
     lock = IndexLock(index_dir, timeout=wait)
     conn = connect(index_dir / DB_NAME)
     try:

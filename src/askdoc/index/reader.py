@@ -3,8 +3,10 @@
 Loading a generation checks, in this order and before the FAISS file is deserialized: the
 database header (connect), the manifest's checksum, compatibility, the passage count, the digest
 of the full-text index, then the FAISS file's sha256. Every passage and document row served is
-checked against its own checksum. Any damage raises IndexCorruptError naming the file; a damaged
-or missing FAISS file is rebuilt from the stored vectors instead (``repair=True``).
+checked against its own checksum. Any damage raises IndexCorruptError naming the file; for a
+damaged or missing FAISS file the reader builds the same index in memory from the stored vectors
+instead (``repair=True``) and says so in ``notice``: a reader never writes (``askdoc verify
+--repair`` or the next ``askdoc index`` rewrites the file).
 """
 
 from __future__ import annotations
@@ -21,14 +23,15 @@ from askdoc.errors import IndexCorruptError, NoIndexError
 from askdoc.index import schema
 from askdoc.index.integrity import (
     chunk_row_sha256,
+    chunks_digest,
     document_content_sha256,
     document_row_sha256,
     fts_digest,
     vector_sha256,
+    verified_vectors,
 )
 from askdoc.index.lexical import bm25_bound, lexical_search
 from askdoc.index.manifest import Manifest, check_compatible, read_manifest
-from askdoc.index.publish import repair_faiss
 from askdoc.index.schema import (
     DB_ERRORS,
     REBUILD,
@@ -40,7 +43,13 @@ from askdoc.index.schema import (
     require_index,
     translate,
 )
-from askdoc.index.vectors import flat_from_rows, in_memory, load_faiss_file, valid_faiss_name
+from askdoc.index.vectors import (
+    build_faiss,
+    flat_from_rows,
+    in_memory,
+    load_faiss_file,
+    valid_faiss_name,
+)
 from askdoc.sentence_vectors import unpack
 from askdoc.text import fts_term
 from askdoc.types import Document, StoredChunk
@@ -58,7 +67,11 @@ class _Missing(Exception):
 
 
 class _Damaged(Exception):
-    """The FAISS file failed its checksum: rebuild it from the stored vectors."""
+    """The FAISS file failed its checksum: search the index built from the stored vectors."""
+
+    def __init__(self, generation: int) -> None:
+        super().__init__(generation)
+        self.generation = generation
 
 
 class IndexReader:
@@ -85,6 +98,10 @@ class IndexReader:
         self._doc_freq: dict[str, int] = {}
         self._faiss: Any = None
         self.manifest: Manifest | None = None
+        self.notice = ""
+        """One line for the user when the FAISS file is damaged or missing (else "")."""
+        self._from_vectors: int | None = None
+        """The generation whose FAISS file is replaced by an index built in memory."""
         try:
             with self.snapshot():
                 pass
@@ -117,11 +134,11 @@ class IndexReader:
                 if gone.generation != missing:
                     missing = gone.generation
                     continue  # a writer published meanwhile: look again
-                self._recover()
+                self._recover(gone.generation)
                 continue
-            except _Damaged:
+            except _Damaged as bad:
                 self._end(commit=False)
-                self._recover()
+                self._recover(bad.generation)
                 continue
             except BaseException:
                 self._end(commit=False)
@@ -144,13 +161,14 @@ class IndexReader:
         with database_errors(self.db_path):
             schema.end(self.conn, commit)
 
-    def _recover(self) -> None:
-        """The FAISS file is missing or damaged: rebuild it from the stored vectors."""
+    def _recover(self, generation: int) -> None:
+        """The FAISS file is missing or damaged: from now on this generation's index is built
+        in memory from the stored vectors (``_from_stored_vectors``); the file is left as it is."""
         if not self._repair:
             raise IndexCorruptError(
                 f"{self.index_dir}: the FAISS file named by the manifest is missing: {REBUILD}"
             )
-        repair_faiss(self.index_dir)
+        self._from_vectors = generation
 
     def _current(self) -> Manifest:
         with database_errors(self.db_path):
@@ -180,6 +198,7 @@ class IndexReader:
         """The generation's FAISS file, checked against its sha256 before FAISS reads it; for a
         flat generation, the exact index built from this snapshot's vectors, checked against
         their digest."""
+        self.notice = ""
         if in_memory(manifest):
             index, digest = flat_from_rows(self.conn, int(manifest.model.get("dimension", 0)))
             if digest != manifest.faiss_sha256:
@@ -191,6 +210,8 @@ class IndexReader:
         name = manifest.faiss_file
         if not valid_faiss_name(name):
             raise IndexCorruptError(f"{self.db_path}: the manifest names an invalid file {name!r}")
+        if manifest.generation == self._from_vectors:
+            return self._from_stored_vectors(manifest)
         try:
             index = load_faiss_file(self.index_dir / name, manifest.faiss_sha256)
         except FileNotFoundError:
@@ -198,11 +219,35 @@ class IndexReader:
         except IndexCorruptError:
             if not self._repair:
                 raise
-            raise _Damaged from None
+            raise _Damaged(manifest.generation) from None
         if index.ntotal != manifest.chunks:
             raise IndexCorruptError(
                 f"{self.index_dir / name}: {index.ntotal} vectors for {manifest.chunks} passages"
             )
+        return index
+
+    def _from_stored_vectors(self, manifest: Manifest) -> Any:
+        """The index the generation's FAISS file holds, built in memory as the writer built it:
+        from this snapshot's stored vectors, each checked against its checksum, once the
+        passages are those the manifest records. Nothing is written."""
+        if chunks_digest(self.conn) != manifest.chunks_sha256:
+            raise IndexCorruptError(
+                f"{self.db_path}: the passages differ from those the manifest records: {REBUILD}"
+            )
+        dimension = int(manifest.model.get("dimension", 0))
+        index = build_faiss(
+            verified_vectors(self.conn, self.db_path), dimension, manifest.faiss_kind
+        )
+        if index.ntotal != manifest.chunks:
+            raise IndexCorruptError(
+                f"{self.db_path}: {manifest.chunks - index.ntotal} passages have no "
+                f"vector: {REBUILD}"
+            )
+        self.notice = (
+            f"note: {manifest.faiss_file} is damaged or missing: searching the same index built "
+            "in memory from the stored vectors; `askdoc verify --repair` or the next "
+            "`askdoc index` rewrites the file"
+        )
         return index
 
     def dense(self, vector: np.ndarray, k: int) -> list[tuple[int, float]]:

@@ -222,6 +222,21 @@ def faiss_file_ok(index_dir: Path, manifest: Manifest) -> bool:
     return True
 
 
+def faiss_file_intact(index_dir: Path, manifest: Manifest) -> bool:
+    """Whether the generation's FAISS file is there with the sha256 the manifest records
+    (always, for a flat generation): ``faiss_file_ok`` without deserializing, what a build checks
+    (~0.09 s per 200,000 passages)."""
+    if in_memory(manifest):
+        return True
+    path = index_dir / manifest.faiss_file
+    try:
+        return valid_faiss_name(manifest.faiss_file) and (
+            stat.S_ISREG(path.lstat().st_mode) and sha256_file(path) == manifest.faiss_sha256
+        )
+    except OSError:
+        return False
+
+
 def sha256_file(path: Path) -> str:
     """The sha256 of a file's bytes (a FAISS file, as the manifest records it)."""
     with path.open("rb") as handle:

@@ -38,6 +38,7 @@ from askdoc.index.manifest import Manifest, check_compatible, read_manifest
 from askdoc.index.planning import Plan, make_plan, reader_fingerprint, reason
 from askdoc.index.publish import commit_generation, leftover_files, remove_stale_files
 from askdoc.index.schema import DB_NAME, SkippedRecord, database_errors, list_documents, transaction
+from askdoc.index.vectors import faiss_file_intact
 from askdoc.ingest import (
     ChunkSettings,
     FileEntry,
@@ -159,7 +160,7 @@ class IndexWriter:
         """What the isolated reader process needs to read a file as this build does."""
         return WorkerConfig(
             self.max_bytes,
-            str(self.embedder.path),
+            self.embedder.tokens,
             self.chunk_settings,
             self.settings.max_line_chars,
         )
@@ -209,7 +210,7 @@ class IndexWriter:
         embedded = self._embed_missing(progress, refresh=full)
         timings["embed"] = time.perf_counter() - t0
         t0 = time.perf_counter()
-        manifest = self._publish(plan, staged, full, old, model, chunking)
+        manifest = self._publish(plan, staged, full, old, model, chunking, notes)
         timings["publish"] = time.perf_counter() - t0
         current = manifest or read_manifest(self.db, self.db_path)
         if current is not None:
@@ -343,8 +344,12 @@ class IndexWriter:
         old: Manifest | None,
         model: dict[str, Any],
         chunking: dict[str, Any],
+        notes: list[str],
     ) -> Manifest | None:
         nothing = not (staged or plan.removed or plan.renamed or full)
+        if nothing and old is not None and not faiss_file_intact(self.settings.index, old):
+            notes.append(f"{old.faiss_file} is damaged or missing: written again from the vectors")
+            nothing = False  # readers build it in memory meanwhile; they never write
         if nothing and old is not None:
             if plan.touched:
                 with transaction(self.db):

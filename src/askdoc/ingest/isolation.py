@@ -33,6 +33,7 @@ from typing import Any
 from askdoc.errors import AskdocError, ReadError, TransientReadError
 from askdoc.ingest.chunking import ChunkSettings
 from askdoc.ingest.readers import FileEntry
+from askdoc.tokens import TokenCounter
 from askdoc.types import Chunk, Document, Heading
 
 STARTUP_TIMEOUT = 120.0
@@ -68,10 +69,10 @@ class ReadResult:
 
 @dataclass(frozen=True)
 class WorkerConfig:
-    """What a worker needs: the size cap, the tokenizer's model folder and chunk settings."""
+    """What a worker needs: the size cap, how passages are measured and chunk settings."""
 
     max_bytes: int
-    model_dir: str
+    tokens: TokenCounter
     chunking: ChunkSettings
     max_line_chars: int = 1_000_000
 
@@ -82,7 +83,7 @@ class WorkerConfig:
     def to_json(self) -> dict[str, Any]:
         return {
             "max_bytes": self.max_bytes,
-            "model_dir": self.model_dir,
+            "tokens": self.tokens.to_json(),
             "chunking": asdict(self.chunking),
             "memory_limit": self.memory_limit,
             "max_line_chars": self.max_line_chars,

@@ -1,10 +1,11 @@
 """The isolated reader process: ``python -m askdoc.ingest.read_worker <parent pid>``.
 
-It reads a configuration frame, loads the tokenizer, lowers its own address-space limit, says it
-is ready, then answers one request per file: open safely, parse, chunk, reply with the document,
-its passages and the sha256, size and mtime of the bytes it read. Frames are an 8-byte big-endian
-length and UTF-8 JSON (``isolation.encode_frame``: nothing is unpickled). It exits at the end of
-its input or with its parent. See ``isolation`` for the parent's side.
+It reads a configuration frame, loads the token counter (``tokens``: the model's tokenizer.json,
+no model), lowers its own address-space limit, says it is ready, then answers one request per
+file: open safely, parse, chunk, reply with the document, its passages and the sha256, size and
+mtime of the bytes it read. Frames are an 8-byte big-endian length and UTF-8 JSON
+(``isolation.encode_frame``: nothing is unpickled). It exits at the end of its input or with its
+parent. See ``isolation`` for the parent's side.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from askdoc.ingest.chunking import ChunkSettings, chunk_document
 from askdoc.ingest.isolation import HEADER, decode_frame, encode_frame
 from askdoc.ingest.readers import FileEntry, parse_document, read_bytes
 from askdoc.text import describe_error
+from askdoc.tokens import TokenCounter
 
 
 def _die_with_parent(parent: int) -> None:
@@ -115,9 +117,7 @@ def serve(parent: int) -> None:
     if not isinstance(config, dict):
         return
     try:
-        from askdoc.embedder import Embedder
-
-        count = Embedder(config["model_dir"]).count_tokens
+        count = TokenCounter.from_json(config["tokens"]).count
         count(["warm up"])
         _preload()
         _limit_memory(int(config["memory_limit"]))

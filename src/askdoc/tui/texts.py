@@ -12,15 +12,38 @@ from rich.table import Table
 from rich.text import Text
 from textual.content import Content
 
-from askdoc.render import excerpt, one_line, safe, source_location
+from askdoc.render import (
+    MARKED,
+    Piece,
+    closest_pieces,
+    excerpt,
+    one_line,
+    passage_segments,
+    safe,
+    source_location,
+    title_pieces,
+)
 from askdoc.types import AnswerSentence, Document, Source, line_at
 
 MARK = "bold $text-accent"
-HIGHLIGHT = "bold reverse"
+HIGHLIGHT = MARKED
+"""The supporting sentences (the CLI's style too)."""
 PASSAGE = "on grey23"
 """Shading of the cited passage in the source viewer (a rich style: the viewer uses rich Text)."""
 MAX_VIEW_LINES = 4000
 """The source viewer shows at most this many lines around the cited passage."""
+STYLES = {
+    "number": MARK,
+    "location": "bold $text-success",
+    "note": "$text-muted",
+    "heading": "italic $text-muted",
+}
+"""The chat's style of each part of a ``render.Piece`` (render.STYLES are the CLI's)."""
+
+
+def pieces_content(pieces: list[Piece]) -> Content:
+    """Pieces (``render``'s rules) as Content, in the chat's styles."""
+    return Content.assemble(*[(text, STYLES.get(part, "")) for text, part in pieces])
 
 
 def plain(text: str) -> Content:
@@ -48,19 +71,9 @@ def sentence_content(sentence: AnswerSentence, where: str = "") -> Content:
 def source_title(
     source: Source, corpus: Path, show_scores: bool, expanded: bool = False
 ) -> Content:
-    """``[1] corpus/file.txt:L8  score 0.42  § Heading``: the supporting sentence's line; the
+    """``[1] corpus/file.txt:L8  score 0.42  § Heading`` (``render.title_pieces``); the
     passage's range too when ``expanded``."""
-    parts: list[tuple[str, str] | str] = [
-        (f"[{source.number}] ", MARK),
-        (source_location(corpus, source, cited=True), "bold $text-success"),
-    ]
-    if expanded and source.location != source.cited_location:
-        parts.append((f"  passage {source.location.rpartition(':')[2]}", "$text-muted"))
-    if show_scores:
-        parts.append((f"  score {source.score:.2f}", "$text-muted"))
-    if source.heading:
-        parts.append((f"  § {one_line(source.heading)}", "italic $text-muted"))
-    return Content.assemble(*parts)
+    return pieces_content(title_pieces(source, corpus, show_scores, expanded, heading=True))
 
 
 def excerpt_content(source: Source) -> Content:
@@ -71,28 +84,15 @@ def excerpt_content(source: Source) -> Content:
 
 
 def closest_content(source: Source, corpus: Path) -> Content:
-    """A weak match after a refusal, on one line: ``[n] path:L3  start of it…`` (no score: a
-    weak match's score says nothing useful)."""
-    best = next((text for text, marked in excerpt(source, 0) if marked), "")
-    return Content.assemble(
-        source_title(source, corpus, False), "  ", best or one_line(source.text)
-    )
+    """A weak match after a refusal, on one line (``render.closest_pieces``)."""
+    return pieces_content(closest_pieces(source, corpus, heading=True))
 
 
 def passage_content(source: Source) -> Content:
-    """The passage, with the supporting sentences highlighted."""
-    body = safe(source.text)
-    if not source.marked or len(body) != len(source.text):
-        return Content(body)
-    parts: list[str | tuple[str, str]] = []
-    pos = 0
-    for start, end in source.marked:
-        a = max(pos, min(len(body), start - source.start))
-        b = max(a, min(len(body), end - source.start))
-        parts += [body[pos:a], (body[a:b], HIGHLIGHT)]
-        pos = b
-    parts.append(body[pos:])
-    return Content.assemble(*parts)
+    """The passage, with the supporting sentences highlighted (``render.passage_segments``)."""
+    return Content.assemble(
+        *[(text, HIGHLIGHT if marked else "") for text, marked in passage_segments(source)]
+    )
 
 
 def _line_spans(text: str) -> list[tuple[int, int]]:
