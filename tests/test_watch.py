@@ -92,7 +92,17 @@ def generation(settings: Settings) -> int:
 
 
 def has(path: str) -> Callable[[WatchedBuild], bool]:
-    return lambda build: build.report is not None and path in build.changed
+    """A build for an event on ``path``, or one that found it changed without an event (a file
+    written just after its new folder was created may get none: the check after RESCAN_S)."""
+
+    def check(build: WatchedBuild) -> bool:
+        report = build.report
+        if report is None:
+            return False
+        moved = [p for pair in report.renamed for p in pair]
+        return path in (*build.changed, *report.added, *report.updated, *report.removed, *moved)
+
+    return check
 
 
 def test_index_follows_add_edit_rename_delete(watcher: Watcher, settings: Settings) -> None:
