@@ -249,6 +249,7 @@ def test_a_reader_serves_a_damaged_faiss_file_from_memory_and_writes_nothing(
     assert problems and verify_index(settings.index) == problems  # still there: nothing written
     notice = engine.open_index().notice
     assert faiss_file.name in notice and "`askdoc verify --repair`" in notice
+    assert notice in engine.notice  # what the CLI and the chat UI show
     report = engine.build()
     assert report.notes == (
         f"{faiss_file.name} is damaged or missing: written again from the vectors",

@@ -99,8 +99,14 @@ class Engine:
 
     @property
     def notice(self) -> str:
-        """One line for the user about the model (the ONNX path fell back to torch), or ""."""
-        return self._embedder.notice if self._embedder is not None else ""
+        """One line for the user about the model (the ONNX path fell back to torch) and the
+        index (a damaged FAISS file is served from the stored vectors until it is rewritten),
+        or ""."""
+        parts = (
+            self._embedder.notice if self._embedder is not None else "",
+            self._reader.notice if self._reader is not None else "",
+        )
+        return "; ".join(part for part in parts if part)
 
     @property
     def ready(self) -> bool:

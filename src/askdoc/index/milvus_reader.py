@@ -129,6 +129,7 @@ class MilvusReader:
         self.manifest: Manifest | None = None
         self._terms: dict[str, int] = {}
         self._average_words = 0.0
+        self.notice = ""
         self._depth = 0
         try:
             if not self.index.exists():

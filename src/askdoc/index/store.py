@@ -29,6 +29,9 @@ class Store(Protocol):
     """The read side of an index, as retrieval, answers and the engine use it. Every search
     runs inside ``snapshot()``, which yields the manifest of the generation being read."""
 
+    notice: str
+    """One line for the user about the index as it is being read ("" when all is well)."""
+
     def snapshot(self) -> AbstractContextManager[Manifest]: ...
 
     def dense(self, vector: np.ndarray, k: int) -> list[tuple[int, float]]:
