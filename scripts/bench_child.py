@@ -205,11 +205,12 @@ def cmd_latency(args: argparse.Namespace) -> None:
 
 
 def cmd_build(args: argparse.Namespace) -> None:
-    from bench_stores import server_memory
+    from bench_stores import guard_memory, server_memory
     from bench_stub import StubEmbedder
 
     from askdoc.index.store import open_builder
 
+    guard_memory()
     embedder = StubEmbedder(delay=args.delay)
     settings = settings_for(args)
 
@@ -233,8 +234,9 @@ def cmd_build(args: argparse.Namespace) -> None:
 
 
 def cmd_stores(args: argparse.Namespace) -> None:
-    from bench_stores import query_store
+    from bench_stores import guard_memory, query_store
 
+    guard_memory()
     questions = json.loads(Path(args.queries).read_text(encoding="utf-8"))
     out = query_store(settings_for(args), questions)
     result({**out, "peak_rss_mb": peak_rss_mb()})
