@@ -1,4 +1,5 @@
-"""askdoc benchmarks: `make bench` (or `python scripts/bench.py`), and `--scale` for 1M vectors.
+"""askdoc benchmarks: `make bench` (or `python scripts/bench.py`); `--scale` for 1M vectors and
+`--stores-1m` for the stores at 1M passages.
 
 Every figure is printed with its baseline measured in the same run (ratios hold on a noisy
 machine; absolute times drift). Timings are medians of several runs. The run is compared with the
@@ -15,7 +16,11 @@ Sections (default: all but scale):
     latency    warm query latency at 10k and 100k passages: dense / lexical / hybrid, split
     memory     peak RSS of `askdoc index` over 100k passages (stub embedder)
     faiss      exact vs approximate index at 10k and 100k vectors: build, memory, recall, latency
+    stores     the embedded store (SQLite + FAISS) vs Milvus Lite at 100k passages: `askdoc index`
+               throughput (stub embedder), query p50/p95 by mode, disk, memory, as ratios
+               (scripts/bench_stores.py; about 10 minutes)
     scale      the faiss table's 1M row (about 3 minutes; `--scale`)
+    stores-1m  the stores section at 1M passages (about 2 hours; `--stores-1m`)
     sweep      recall/latency across nprobe and efSearch at 100k (`--only sweep`; context)
 
 Nothing is written to the repo's corpus/ or index/: every corpus and index lives in a temporary
@@ -57,10 +62,11 @@ from bench_corpus import (  # noqa: E402
     write_corpus,
 )
 from bench_ratios import bench_ratios  # noqa: E402
+from bench_stores import bench_stores  # noqa: E402
 
 RESULTS = REPO / "bench" / "results.json"
 CHILD = SCRIPTS / "bench_child.py"
-SECTIONS = ("ratios", "startup", "indexing", "resume", "latency", "memory", "faiss")
+SECTIONS = ("ratios", "startup", "indexing", "resume", "latency", "memory", "faiss", "stores")
 WORSE_BY = 0.20
 
 
@@ -958,12 +964,19 @@ def save(figures: dict[str, Figure], path: Path) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--scale", action="store_true", help="only the 1M row of the FAISS table")
-    parser.add_argument("--only", help=f"comma-separated: {', '.join(SECTIONS)}, scale, sweep")
+    parser.add_argument(
+        "--stores-1m", action="store_true", help="only the stores section, at 1M passages"
+    )
+    parser.add_argument(
+        "--only", help=f"comma-separated: {', '.join(SECTIONS)}, scale, stores-1m, sweep"
+    )
     parser.add_argument("--quick", action="store_true", help="one repetition, small corpora")
     parser.add_argument("--save", action="store_true", help=f"write the figures to {RESULTS}")
     parser.add_argument("--compare", type=Path, default=RESULTS, help="previous results")
     args = parser.parse_args(argv)
-    sections = ["scale"] if args.scale else (args.only or ",".join(SECTIONS)).split(",")
+    sections = (args.only or ",".join(SECTIONS)).split(",")
+    if args.scale or args.stores_1m:
+        sections = ["scale"] * args.scale + ["stores-1m"] * args.stores_1m
     began = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="askdoc-bench-") as tmp:
         b = Bench(Path(tmp), quick=args.quick)
@@ -980,6 +993,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "memory": lambda: bench_memory(b),
             "faiss": lambda: bench_faiss(b, [10_000] if args.quick else [10_000, 100_000]),
             "scale": lambda: bench_faiss(b, [1_000_000]),
+            "stores": lambda: bench_stores(b, 10_000 if args.quick else 100_000),
+            "stores-1m": lambda: bench_stores(b, 1_000_000),
             "sweep": lambda: bench_sweep(b),
         }
         for name in sections:

@@ -8,8 +8,10 @@ Each command prints progress lines and ends with one line ``RESULT <json>``.
               torch sentence-transformers encode of each, interleaved, 1 thread
     export                                      make the model's ONNX export ($ASKDOC_MODEL_CACHE)
     latency   --index DIR --corpus DIR --queries FILE   warm query latency, one thread
-    build     --index DIR --corpus DIR [--delay S] [--chunk-tokens N]   askdoc index with
-              the stub embedder (prints "embed <done> <total>" as it goes)
+    build     --index DIR --corpus DIR [--store URI] [--delay S] [--chunk-tokens N]   askdoc
+              index with the stub embedder (prints "embed <done> <total>" as it goes)
+    stores    --index DIR --corpus DIR --store URI --queries FILE   each question through the
+              store in each search mode and as a whole ask (scripts/bench_stores.py)
     faissmem  --file F --sha256 H                RSS added by loading a FAISS file
 """
 
@@ -58,6 +60,8 @@ def settings_for(args: argparse.Namespace) -> Any:
     if getattr(args, "chunk_tokens", None):
         overlap = max(1, args.chunk_tokens // 5)
         settings = replace(settings, chunk_tokens=args.chunk_tokens, chunk_overlap=overlap)
+    if getattr(args, "store", ""):
+        settings = replace(settings, store=args.store)
     return settings
 
 
@@ -201,10 +205,12 @@ def cmd_latency(args: argparse.Namespace) -> None:
 
 
 def cmd_build(args: argparse.Namespace) -> None:
+    from bench_stores import guard_memory, server_memory
     from bench_stub import StubEmbedder
 
-    from askdoc.index.writer import IndexWriter as Indexer
+    from askdoc.index.store import open_builder
 
+    guard_memory()
     embedder = StubEmbedder(delay=args.delay)
     settings = settings_for(args)
 
@@ -213,7 +219,7 @@ def cmd_build(args: argparse.Namespace) -> None:
             print(f"embed {done} {total}", flush=True)
 
     began = time.perf_counter()
-    report = Indexer(settings, embedder).build(progress=progress if args.progress else None)
+    report = open_builder(settings, embedder).build(progress=progress if args.progress else None)
     result(
         {
             "seconds": time.perf_counter() - began,
@@ -222,8 +228,18 @@ def cmd_build(args: argparse.Namespace) -> None:
             "embedded": report.embedded,
             "timings": report.timings,
             "peak_rss_mb": peak_rss_mb(),
+            "server_peak_rss_mb": server_memory()[1],  # a Milvus Lite server's (it is still up)
         }
     )
+
+
+def cmd_stores(args: argparse.Namespace) -> None:
+    from bench_stores import guard_memory, query_store
+
+    guard_memory()
+    questions = json.loads(Path(args.queries).read_text(encoding="utf-8"))
+    out = query_store(settings_for(args), questions)
+    result({**out, "peak_rss_mb": peak_rss_mb()})
 
 
 def cmd_faissmem(args: argparse.Namespace) -> None:
@@ -243,7 +259,7 @@ def cmd_faissmem(args: argparse.Namespace) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser()
     sub = parser.add_subparsers(dest="command", required=True)
-    for name in ("paint", "latency", "build", "first_answer", "warm"):
+    for name in ("paint", "latency", "build", "first_answer", "warm", "stores"):
         command = sub.add_parser(name)
         command.add_argument("--index", required=True)
         command.add_argument("--corpus", required=True)
@@ -252,6 +268,7 @@ def main() -> None:
         command.add_argument("--delay", type=float, default=0.0)
         command.add_argument("--chunk-tokens", type=int, default=0)
         command.add_argument("--progress", action="store_true")
+        command.add_argument("--store", default="")
     mem = sub.add_parser("faissmem")
     mem.add_argument("--file", required=True)
     mem.add_argument("--sha256", required=True)
@@ -265,6 +282,7 @@ def main() -> None:
         "first_answer": cmd_first_answer,
         "warm": cmd_warm,
         "export": cmd_export,
+        "stores": cmd_stores,
     }
     commands[args.command](args)
 

@@ -354,10 +354,18 @@ class MilvusIndex:
 
     # ------------------------------------------------------------------ passages
 
-    def upsert_passages(self, rows: list[dict[str, Any]]) -> None:
+    def upsert_passages(self, rows: list[dict[str, Any]], stored: set[int] | None = None) -> None:
+        """Write passage rows: those whose id is in ``stored`` (all when it is None) replace
+        theirs (upsert); the others, not stored yet, are inserted. An upsert deletes before it
+        inserts, and in Milvus Lite 2.5.1 one upsert call takes time in proportion to the rows
+        already stored (64 rows: 0.05 s at 13k rows, 0.21 s at 64k; an insert stays at 0.03 s),
+        so a build that upserted every passage took time quadratic in its size."""
+        upsert = [r for r in rows if stored is None or r["id"] in stored]
+        insert = [r for r in rows if stored is not None and r["id"] not in stored]
         with self.errors("writing passages"):
-            for begin in range(0, len(rows), 512):
-                self.client.upsert(self.names.passages, rows[begin : begin + 512])
+            for write, part in ((self.client.upsert, upsert), (self.client.insert, insert)):
+                for begin in range(0, len(part), 512):
+                    write(self.names.passages, part[begin : begin + 512])
 
     def delete_passages(self, ids: Iterable[int]) -> None:
         wanted = list(ids)

@@ -372,8 +372,9 @@ class MilvusWriter:
             }
             row["row_sha256"] = passage_row_sha256(row)
             rows.append(row)
-        stale = index.passage_ids(doc_id) - {int(r["id"]) for r in rows}
-        index.upsert_passages(rows)
+        stored = index.passage_ids(doc_id)  # an id holds its path: every row it may replace
+        stale = stored - {int(r["id"]) for r in rows}
+        index.upsert_passages(rows, stored)
         index.delete_passages(stale)
         doc = read.document
         data = json.dumps(
