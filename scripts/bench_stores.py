@@ -149,8 +149,9 @@ def bench_stores(b: Any, size: int) -> None:
     qfile = work / "questions.json"
     qfile.write_text(json.dumps(questions), encoding="utf-8")
     del docs  # 16,000 documents at 1M passages: 0.5 GB this process need not hold
+    took = time.perf_counter() - began
     print(
-        f"  corpus: {docs_count} generated documents written in {time.perf_counter() - began:.0f} s;"
+        f"  corpus: {docs_count} generated documents written in {took:.0f} s;"
         f" {len(questions)} questions",
         flush=True,
     )
