@@ -234,9 +234,12 @@ def cmd_build(args: argparse.Namespace) -> None:
 
 
 def cmd_stores(args: argparse.Namespace) -> None:
-    from bench_stores import guard_memory, query_store
+    from bench_stores import guard_memory, partial_result, query_store
 
-    guard_memory()
+    def stopped(why: str, server_peak: float) -> None:
+        result({**partial_result(why, server_peak), "peak_rss_mb": peak_rss_mb()})
+
+    guard_memory(report=stopped)
     questions = json.loads(Path(args.queries).read_text(encoding="utf-8"))
     out = query_store(settings_for(args), questions)
     result({**out, "peak_rss_mb": peak_rss_mb()})

@@ -8,7 +8,9 @@ tokenizer, random vectors), so the time is the store's and the reading's, not th
 build runs in a fresh process; so does each query run, which opens the store as the engine does
 and times, per question, ``retrieval.search`` in each mode (dense, lexical BM25, hybrid: what a
 question costs in the store, without the model) and a whole ``Engine.ask`` (hybrid, with the
-answer step's sentence vectors read from the store; the stub embeds what is missing).
+answer step's sentence vectors read from the store; the stub embeds what is missing). The
+stores take turns for the query runs (two rounds each), so a busy spell of the shared machine
+hits both; each phase prints the load average.
 
 Memory: peak RSS (VmHWM) of the build process and of the query process, and for Milvus Lite
 also of its ``milvus`` server process (a child of the Python process: it holds the loaded
@@ -19,6 +21,7 @@ the Milvus Lite database file (it writes the .db file and an empty lock file).
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 import threading
@@ -34,6 +37,8 @@ DOCS_PER_100K = 1600
 """Generated documents of DOC_WORDS words that make about 100,000 passages."""
 MODES = ("dense", "lexical", "hybrid")
 LITE_FILE = "askdoc-bench.db"
+ROUNDS = 2
+"""Query runs per store, the stores taking turns."""
 
 
 # ---------------------------------------------------------------- the child's side
@@ -59,20 +64,45 @@ def server_memory() -> tuple[float, float]:
     return 0.0, 0.0
 
 
-def guard_memory(floor_mb: float = 3000.0) -> None:
+def guard_memory(
+    floor_mb: float = 3000.0, report: Callable[[str, float], None] | None = None
+) -> None:
     """On a shared machine: when less than ``floor_mb`` of memory is left, kill this process's
-    Milvus Lite server and exit (status 3) rather than let the kernel's OOM killer choose."""
+    Milvus Lite server rather than let the kernel's OOM killer choose, then ``report`` (why,
+    the server's peak RSS) and exit 0, or without ``report`` exit with status 3."""
     import psutil
 
     def watch() -> None:
         while psutil.virtual_memory().available > floor_mb * 1e6:
             time.sleep(0.5)
-        print(f"stopped: less than {floor_mb:.0f} MB of memory left", file=sys.stderr, flush=True)
+        why = f"stopped: less than {floor_mb:.0f} MB of memory left on the machine"
+        print(why, file=sys.stderr, flush=True)
+        server_peak = server_memory()[1]
         for proc in psutil.Process().children(recursive=True):
             proc.kill()
-        os._exit(3)
+        if report is not None:
+            report(why, server_peak)
+        os._exit(0 if report is not None else 3)
 
     threading.Thread(target=watch, name="memory-guard", daemon=True).start()
+
+
+PARTIAL: dict[str, Any] = {}
+"""What ``query_store`` has measured so far (what a stopped run reports)."""
+
+
+def partial_result(why: str, server_peak: float) -> dict[str, Any]:
+    """The figures of a query run the memory guard stopped: the questions timed so far, NaN
+    where none was (the parent prints "nan" for them)."""
+    nan = float("nan")
+    runs = PARTIAL.get("runs", {})
+    return {
+        "open_s": PARTIAL.get("open_s", nan),
+        "runs": {step: runs.get(step) or [{"total": nan}] for step in (*MODES, "ask")},
+        "server_rss_mb": nan,
+        "server_peak_rss_mb": server_peak,
+        "stopped": why,
+    }
 
 
 def query_store(settings: Any, questions: list[str]) -> dict[str, Any]:
@@ -91,6 +121,7 @@ def query_store(settings: Any, questions: list[str]) -> dict[str, Any]:
     with store.snapshot():
         pass
     open_s = time.perf_counter() - began
+    PARTIAL["open_s"] = open_s
     vectors = [stub.encode_query(q) for q in questions]
     k, params = settings.top_k, FusionParams()
     for question, vector in zip(questions[:3], vectors[:3], strict=True):  # warm-up
@@ -99,6 +130,7 @@ def query_store(settings: Any, questions: list[str]) -> dict[str, Any]:
         engine.ask(question)
     steps = (*MODES, "ask")
     runs: dict[str, list[dict[str, float]]] = {m: [] for m in steps}
+    PARTIAL["runs"] = runs
     for number, (question, vector) in enumerate(zip(questions, vectors, strict=True)):
         for step in steps[number % 4 :] + steps[: number % 4]:
             timings: dict[str, float] = {}
@@ -130,6 +162,26 @@ def tag_of(size: int) -> str:
     return f"{size // 1000}k" if size < 1_000_000 else f"{size // 1_000_000}M"
 
 
+def load_average() -> str:
+    return f"load average {os.getloadavg()[1]:.1f} (5 min) on {os.cpu_count()} cores"
+
+
+def pooled(queries: list[dict[str, Any]]) -> dict[str, Any]:
+    """The query runs of several rounds as one: every question's timings, the median time to
+    open, the highest peaks."""
+    runs: dict[str, list[dict[str, float]]] = {}
+    for query in queries:
+        for step, timed in query["runs"].items():
+            runs.setdefault(step, []).extend(timed)
+    opens = sorted(q["open_s"] for q in queries)
+    return {
+        "runs": runs,
+        "open_s": opens[len(opens) // 2],
+        "peak_rss_mb": max(q["peak_rss_mb"] for q in queries),
+        "server_peak_rss_mb": max(q["server_peak_rss_mb"] for q in queries),
+    }
+
+
 def bench_stores(b: Any, size: int) -> None:
     from bench import child, median, pct
 
@@ -149,30 +201,39 @@ def bench_stores(b: Any, size: int) -> None:
     qfile = work / "questions.json"
     qfile.write_text(json.dumps(questions), encoding="utf-8")
     del docs  # 16,000 documents at 1M passages: 0.5 GB this process need not hold
-    took = time.perf_counter() - began
-    print(
-        f"  corpus: {docs_count} generated documents written in {took:.0f} s;"
-        f" {len(questions)} questions",
-        flush=True,
-    )
+    seconds = time.perf_counter() - began
+    print(f"  corpus: {docs_count} generated documents written in {seconds:.0f} s", flush=True)
     stores = {
         "embedded": ("", work / "index"),
         "milvus": (f"milvus-lite:{work / 'milvus' / LITE_FILE}", work / "milvus"),
     }
     out: dict[str, dict[str, Any]] = {}
-    for name, (uri, folder) in stores.items():
+    where = {
+        name: ["--index", str(work / "index"), "--corpus", str(corpus), "--store", uri]
+        for name, (uri, _) in stores.items()
+    }
+    for name, (_, folder) in stores.items():
         folder.mkdir(parents=True, exist_ok=True)
-        where = ["--index", str(work / "index"), "--corpus", str(corpus), "--store", uri]
         print(f"  building the {name} store ...", flush=True)
-        build = child("build", *where, timeout=6 * 3600)
-        query = child("stores", *where, "--queries", str(qfile), timeout=6 * 3600)
-        out[name] = {"build": build, "query": query, "disk": tree_bytes(folder)}
+        build = child("build", *where[name], timeout=6 * 3600)
+        out[name] = {"build": build, "disk": tree_bytes(folder), "queries": []}
         print(
             f"  {name}: {build['chunks']} passages in {build['seconds']:.0f} s "
             f"(timings {', '.join(f'{k} {v:.0f} s' for k, v in build['timings'].items())}); "
-            f"opened for queries in {query['open_s']:.1f} s",
+            f"{load_average()}",
             flush=True,
         )
+    for round_ in range(ROUNDS):  # the stores take turns: a busy spell hits both
+        for name in list(stores)[:: 1 if round_ % 2 == 0 else -1]:
+            query = child("stores", *where[name], "--queries", str(qfile), timeout=6 * 3600)
+            out[name]["queries"].append(query)
+            print(
+                f"  queries, round {round_ + 1}, {name}: opened in {query['open_s']:.1f} s; "
+                f"{load_average()}" + (f"; {query['stopped']}" if query.get("stopped") else ""),
+                flush=True,
+            )
+    for name in stores:
+        out[name]["query"] = pooled(out[name].pop("queries"))
     chunks = out["embedded"]["build"]["chunks"]
     if out["milvus"]["build"]["chunks"] != chunks:
         raise RuntimeError(f"the stores hold different passage counts: {out}")
@@ -181,6 +242,9 @@ def bench_stores(b: Any, size: int) -> None:
     def figure(key: str, label: str, unit: str, better: str, of: Callable[[dict], float]) -> None:
         embedded, milvus = of(out["embedded"]), of(out["milvus"])
         b.add(f"stores.{tag}.embedded.{key}", f"{tag} embedded: {label}", embedded, unit, better)
+        if math.isnan(milvus):  # a query run the memory guard stopped: nothing to record
+            rows.append((label, unit, embedded, milvus, "-"))
+            return
         b.add(
             f"stores.{tag}.milvus.{key}",
             f"{tag} Milvus Lite: {label}",
